@@ -1,0 +1,43 @@
+# Two entry points (README): `make demo` runs the main job, `make test` runs the tests.
+# Each creates .venv, installs the project with what it needs, and installs the Debian package
+# with Fashion-MNIST when apt-get is there.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+MODELS ?= models
+
+.PHONY: setup system-deps demo test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) system-deps
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist package; skipped (with a note) without apt-get
+# or root, in which case knnserve downloads it into ~/.cache/knnserve on first use.
+system-deps:
+	@if [ -f $(FASHION_MNIST) ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "note: apt-get unavailable; Fashion-MNIST will be downloaded on first use"; \
+	fi
+
+demo: setup
+	$(BIN)/knnserve train --dataset fashion-mnist --index flat --k 5 --out $(MODELS)/fashion-mnist/1 --name fashion-mnist --overwrite
+	$(BIN)/knnserve info --model $(MODELS)/fashion-mnist/1
+
+# KNNSERVE_REQUIRE_DATA=1: end-to-end tests fail instead of skipping when the dataset is missing.
+test: setup
+	KNNSERVE_REQUIRE_DATA=1 $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

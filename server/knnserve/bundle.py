@@ -1,0 +1,251 @@
+"""Model bundles on disk: a JSON manifest, a FAISS index file and numpy arrays; atomic save, verified load.
+
+Layout of a bundle folder::
+
+    manifest.json   pydantic ``Manifest``; written last, so a folder without it is partial
+    index.faiss     faiss.write_index output
+    labels.npy      int64 class index of each indexed vector, in index id order
+    <name>.npz      optional array groups (preprocessing state, linear head weights), no pickle
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import faiss
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from knnserve import __version__
+from knnserve.errors import BundleError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+INDEX_FILE = "index.faiss"
+LABELS_FILE = "labels.npy"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileEntry(_Frozen):
+    """Checksum and size of one file of the bundle."""
+
+    sha256: str
+    bytes: int
+
+
+class DatasetInfo(_Frozen):
+    """Which data the bundle was trained on."""
+
+    name: str
+    checksum: str
+    source: str = ""
+    n_train: int
+    n_test: int = 0
+
+
+class IndexInfo(_Frozen):
+    """The FAISS index: what was asked for, what was built, how vectors are stored."""
+
+    spec: str
+    factory: str
+    metric: Literal["l2", "l1"]
+    storage: str
+    kind: str
+    build_params: dict[str, Any] = Field(default_factory=dict)
+    dim: int
+    ntotal: int
+    train_seconds: float = 0.0
+    add_seconds: float = 0.0
+    serialized_bytes: int = 0
+
+
+class KnnDefaults(_Frozen):
+    """Voting and search-effort defaults used when a call does not name its own."""
+
+    k: int = 5
+    weights: Literal["uniform", "distance"] = "uniform"
+    tie_break: Literal["nearest", "lowest"] = "nearest"
+    nprobe: int | None = None
+    ef_search: int | None = None
+
+
+class Manifest(_Frozen):
+    """Everything needed to serve and audit a model, stored as ``manifest.json``."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    knnserve_version: str = __version__
+    dataset: DatasetInfo | None = None
+    input_shape: tuple[int, ...]
+    input_dtype: Literal["uint8", "float32"]
+    class_names: tuple[str, ...]
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
+    index: IndexInfo
+    knn: KnnDefaults = Field(default_factory=KnnDefaults)
+    heads: tuple[str, ...] = ("knn",)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadedBundle:
+    """A verified bundle read back from disk."""
+
+    path: Path
+    manifest: Manifest
+    index: faiss.Index
+    labels: np.ndarray
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_bundle(
+    path: str | Path,
+    manifest: Manifest,
+    index: faiss.Index,
+    labels: np.ndarray,
+    *,
+    arrays: dict[str, dict[str, np.ndarray]] | None = None,
+    overwrite: bool = False,
+) -> Manifest:
+    """Write a bundle atomically: everything goes to a temporary sibling folder, then one rename.
+
+    Returns the manifest as written (with ``files`` filled in). An existing bundle at ``path`` is
+    replaced only with ``overwrite=True``; a reader never sees a half-written folder.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise BundleError(f"{target}: already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    if labels.shape != (index.ntotal,):
+        raise BundleError(f"labels: expected shape ({index.ntotal},) to match the index, got {labels.shape}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        # mkdtemp makes the folder private (0700); a bundle should be as readable as any folder we create.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+        faiss.write_index(index, str(staging / INDEX_FILE))
+        np.save(staging / LABELS_FILE, labels, allow_pickle=False)
+        for name, group in (arrays or {}).items():
+            np.savez(staging / f"{name}.npz", **group)
+        files = {
+            entry.name: FileEntry(sha256=_sha256(entry), bytes=entry.stat().st_size)
+            for entry in sorted(staging.iterdir())
+        }
+        written = manifest.model_copy(update={"files": files})
+        (staging / MANIFEST).write_text(written.model_dump_json(indent=2) + "\n")
+        for entry in staging.iterdir():
+            with entry.open("rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(staging)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, retired / "bundle")
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read and validate a bundle's manifest (schema version first), without loading the index."""
+    folder = Path(path)
+    manifest_path = folder / MANIFEST
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: not a folder; a bundle is a folder holding {MANIFEST}")
+    if not manifest_path.is_file():
+        raise BundleError(f"{folder}: {MANIFEST} is missing; not a knnserve bundle, or a partial one")
+    try:
+        raw = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise BundleError(
+            f"{manifest_path}: schema_version {version!r} is not supported; this knnserve reads version {SCHEMA_VERSION}"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{manifest_path}: invalid manifest: {exc}") from exc
+
+
+def verify_files(folder: Path, manifest: Manifest) -> None:
+    """Check that every file the manifest lists exists with its recorded size and sha256."""
+    for required in (INDEX_FILE, LABELS_FILE):
+        if required not in manifest.files:
+            raise BundleError(f"{folder / MANIFEST}: lists no {required}")
+    for name, entry in manifest.files.items():
+        file_path = folder / name
+        if not file_path.is_file():
+            raise BundleError(f"{file_path}: missing (the manifest lists it); the bundle is partial")
+        size = file_path.stat().st_size
+        if size != entry.bytes:
+            raise BundleError(f"{file_path}: expected {entry.bytes} bytes, found {size}; the bundle is corrupt")
+        if _sha256(file_path) != entry.sha256:
+            raise BundleError(f"{file_path}: sha256 does not match the manifest; the bundle is corrupt")
+
+
+def load_bundle(path: str | Path) -> LoadedBundle:
+    """Load a bundle, verifying schema version, checksums, and index/labels/manifest dimensions."""
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    verify_files(folder, manifest)
+    try:
+        index = faiss.read_index(str(folder / INDEX_FILE))
+    except RuntimeError as exc:
+        raise BundleError(f"{folder / INDEX_FILE}: FAISS could not read it ({exc})") from exc
+    try:
+        labels = np.load(folder / LABELS_FILE, allow_pickle=False)
+        arrays = {}
+        for name in manifest.files:
+            if name.endswith(".npz"):
+                with np.load(folder / name, allow_pickle=False) as group:
+                    arrays[name[: -len(".npz")]] = {key: group[key] for key in group.files}
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"{folder}: could not read arrays ({exc})") from exc
+    if index.d != manifest.index.dim or index.ntotal != manifest.index.ntotal:
+        raise BundleError(
+            f"{folder / INDEX_FILE}: index has dim {index.d} and {index.ntotal} vectors, the manifest says "
+            f"dim {manifest.index.dim} and {manifest.index.ntotal}"
+        )
+    if labels.shape != (index.ntotal,) or labels.dtype.kind not in "iu":
+        raise BundleError(f"{folder / LABELS_FILE}: expected {index.ntotal} integer labels, got {labels.shape} {labels.dtype}")
+    if labels.size and not 0 <= labels.min() <= labels.max() < len(manifest.class_names):
+        raise BundleError(f"{folder / LABELS_FILE}: labels outside 0..{len(manifest.class_names) - 1}")
+    return LoadedBundle(path=folder, manifest=manifest, index=index, labels=labels.astype(np.int64), arrays=arrays)

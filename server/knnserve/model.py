@@ -1,0 +1,312 @@
+"""KNNModel: an index, its labels and its defaults — the object trained, saved, loaded and served."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+from tqdm.auto import tqdm
+
+from knnserve.bundle import DatasetInfo, IndexInfo, KnnDefaults, Manifest, load_bundle, save_bundle
+from knnserve.errors import InvalidInputError
+from knnserve.index import SearchParams, build_index, resolve_spec, search, serialized_size
+from knnserve.vote import check_tie_break, check_weights, vote
+
+INPUT_DTYPES = ("uint8", "float32")
+PREDICT_CHUNK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class Classification:
+    """k-NN results for a batch: predictions, probabilities and the neighbours behind them.
+
+    ``distances`` are on the metric's true scale (Euclidean for l2, not FAISS's squared value);
+    ``ids`` index the training vectors, -1 where fewer than k neighbours were found.
+    """
+
+    predictions: np.ndarray
+    probabilities: np.ndarray
+    distances: np.ndarray
+    ids: np.ndarray
+    neighbor_labels: np.ndarray
+
+
+def true_distances(raw: np.ndarray, metric: str) -> np.ndarray:
+    """Convert FAISS distances to the metric's own scale: the square root for METRIC_L2."""
+    if metric == "l2":
+        return np.sqrt(np.maximum(raw, 0.0, dtype=np.float32))
+    return raw
+
+
+class KNNModel:
+    """A k-NN classifier over a FAISS index; numpy in, numpy out, no gRPC."""
+
+    def __init__(
+        self,
+        *,
+        index: faiss.Index,
+        labels: np.ndarray,
+        class_names: tuple[str, ...],
+        input_shape: tuple[int, ...],
+        input_dtype: str,
+        index_info: IndexInfo,
+        defaults: KnnDefaults,
+        manifest: Manifest | None = None,
+    ) -> None:
+        if input_dtype not in INPUT_DTYPES:
+            raise InvalidInputError("input_dtype", f"one of {', '.join(INPUT_DTYPES)}", input_dtype)
+        self.index = index
+        self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self.class_names = tuple(class_names)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.input_dtype = np.dtype(input_dtype)
+        self.index_info = index_info
+        self.defaults = defaults
+        self.manifest = manifest
+
+    # -- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        class_names: tuple[str, ...] | None = None,
+        index: str = "flat",
+        metric: str = "l2",
+        storage: str = "auto",
+        defaults: KnnDefaults | None = None,
+        progress: bool = False,
+    ) -> KNNModel:
+        """Index training images ``x`` (N, *shape) with integer labels ``y`` in [0, C).
+
+        ``x`` keeps its dtype on the way in: uint8 pixels under L2 are stored as raw bytes (exact).
+        """
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if x.ndim < 2 or x.shape[0] < 1:
+            raise InvalidInputError("x", "a non-empty batch (N, ...) of vectors or images", f"shape {x.shape}")
+        if y.shape != (x.shape[0],) or y.dtype.kind not in "iu":
+            raise InvalidInputError("y", f"{x.shape[0]} integer labels", f"shape {y.shape} dtype {y.dtype}")
+        if y.min() < 0:
+            raise InvalidInputError("y", "class indices >= 0", int(y.min()))
+        n_classes = int(y.max()) + 1 if class_names is None else len(class_names)
+        if y.max() >= n_classes:
+            raise InvalidInputError("y", f"class indices below {n_classes} (len(class_names))", int(y.max()))
+        names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(n_classes))
+        input_dtype = "uint8" if x.dtype == np.uint8 else "float32"
+        flat = x.reshape(x.shape[0], -1)
+        if input_dtype == "float32":
+            flat = np.ascontiguousarray(flat, dtype=np.float32)
+            if not np.isfinite(flat).all():
+                raise InvalidInputError("x", "finite values", "NaN or infinity")
+        spec = resolve_spec(index, n=flat.shape[0], d=flat.shape[1], metric=metric, dtype=flat.dtype, storage=storage)
+        built, report = build_index(flat, spec, progress=progress)
+        info = IndexInfo(
+            spec=spec.requested,
+            factory=spec.factory,
+            metric=spec.metric,  # type: ignore[arg-type]
+            storage=spec.storage,
+            kind=spec.kind,
+            build_params=spec.build_params,
+            dim=int(built.d),
+            ntotal=int(built.ntotal),
+            train_seconds=report.train_seconds,
+            add_seconds=report.add_seconds,
+            serialized_bytes=serialized_size(built),
+        )
+        if defaults is None:
+            defaults = KnnDefaults(nprobe=spec.default_nprobe, ef_search=spec.default_ef_search)
+        return cls(
+            index=built,
+            labels=y,
+            class_names=names,
+            input_shape=x.shape[1:],
+            input_dtype=input_dtype,
+            index_info=info,
+            defaults=defaults,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> KNNModel:
+        """Load and verify a bundle folder."""
+        bundle = load_bundle(path)
+        manifest = bundle.manifest
+        return cls(
+            index=bundle.index,
+            labels=bundle.labels,
+            class_names=manifest.class_names,
+            input_shape=manifest.input_shape,
+            input_dtype=manifest.input_dtype,
+            index_info=manifest.index,
+            defaults=manifest.knn,
+            manifest=manifest,
+        )
+
+    def save(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        dataset: DatasetInfo | None = None,
+        metrics: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> Manifest:
+        """Write the model as a bundle folder (atomically) and return its manifest."""
+        manifest = Manifest(
+            name=name,
+            dataset=dataset,
+            input_shape=self.input_shape,
+            input_dtype=str(self.input_dtype),  # type: ignore[arg-type]
+            class_names=self.class_names,
+            index=self.index_info,
+            knn=self.defaults,
+            metrics=metrics or {},
+        )
+        self.manifest = save_bundle(path, manifest, self.index, self.labels, overwrite=overwrite)
+        return self.manifest
+
+    def with_defaults(self, **changes: Any) -> KNNModel:
+        """A copy sharing the index, with some defaults (k, weights, tie_break, nprobe, ef_search) changed."""
+        return KNNModel(
+            index=self.index,
+            labels=self.labels,
+            class_names=self.class_names,
+            input_shape=self.input_shape,
+            input_dtype=str(self.input_dtype),
+            index_info=self.index_info,
+            defaults=replace_defaults(self.defaults, **changes),
+            manifest=self.manifest,
+        )
+
+    # -- inference ----------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Number of features one flattened input row has."""
+        return math.prod(self.input_shape)
+
+    @property
+    def ntotal(self) -> int:
+        """Number of indexed training vectors."""
+        return int(self.index.ntotal)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Validate a batch (n, *input_shape) or (n, dim) and return float32 (n, dim) rows for the index."""
+        if not isinstance(x, np.ndarray):
+            raise InvalidInputError("x", "a numpy array", type(x).__name__)
+        if x.ndim < 1 or x.shape[0] < 1:
+            raise InvalidInputError("x", "at least one row", f"shape {x.shape}")
+        if x.dtype.kind not in "uif":
+            raise InvalidInputError("dtype", "uint8 or float32", str(x.dtype))
+        if x.shape[1:] != self.input_shape and x.shape[1:] != (self.dim,):
+            expected = f"(n, {', '.join(map(str, self.input_shape))}) or (n, {self.dim})"
+            raise InvalidInputError("shape", expected, str(tuple(x.shape)))
+        rows = np.ascontiguousarray(x.reshape(x.shape[0], self.dim), dtype=np.float32)
+        if x.dtype.kind == "f" and not np.isfinite(rows).all():
+            raise InvalidInputError("x", "finite values", "NaN or infinity")
+        return rows
+
+    def search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> SearchParams:
+        """Per-call search effort, falling back to the model's defaults."""
+        return SearchParams(
+            nprobe=self.defaults.nprobe if nprobe is None else nprobe,
+            ef_search=self.defaults.ef_search if ef_search is None else ef_search,
+        )
+
+    def search(self, prepared: np.ndarray, k: int, params: SearchParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """k nearest training vectors of prepared rows: (distances on the true scale, ids)."""
+        raw, ids = search(self.index, prepared, k, params if params is not None else self.search_params())
+        return true_distances(raw, self.index_info.metric), ids
+
+    def vote_from_neighbors(
+        self,
+        distances: np.ndarray,
+        ids: np.ndarray,
+        *,
+        k: int | None = None,
+        weights: str | None = None,
+        tie_break: str | None = None,
+    ) -> Classification:
+        """Vote over (the first ``k`` columns of) already-found neighbours."""
+        k = self.defaults.k if k is None else k
+        distances, ids = distances[:, :k], ids[:, :k]
+        neighbor_labels = np.where(ids >= 0, self.labels[np.maximum(ids, 0)], -1)
+        result = vote(
+            neighbor_labels,
+            distances,
+            self.n_classes,
+            weights=check_weights(weights or self.defaults.weights),
+            tie_break=check_tie_break(tie_break or self.defaults.tie_break),
+        )
+        return Classification(result.predictions, result.probabilities, distances, ids, neighbor_labels)
+
+    def classify(
+        self,
+        x: np.ndarray,
+        *,
+        k: int | None = None,
+        weights: str | None = None,
+        tie_break: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        progress: bool = False,
+    ) -> Classification:
+        """Classify a batch of inputs by k-NN voting; large batches are searched in chunks."""
+        return self.classify_prepared(
+            self.prepare(x), k=k, weights=weights, tie_break=tie_break, nprobe=nprobe, ef_search=ef_search, progress=progress
+        )
+
+    def classify_prepared(
+        self,
+        rows: np.ndarray,
+        *,
+        k: int | None = None,
+        weights: str | None = None,
+        tie_break: str | None = None,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        progress: bool = False,
+    ) -> Classification:
+        """:meth:`classify` for rows already returned by :meth:`prepare`."""
+        k = self.defaults.k if k is None else k
+        weights = check_weights(weights or self.defaults.weights)
+        tie_break = check_tie_break(tie_break or self.defaults.tie_break)
+        params = self.search_params(nprobe, ef_search)
+        parts: list[Classification] = []
+        with tqdm(total=rows.shape[0], desc="classify", unit="row", disable=not progress, leave=False) as bar:
+            for start in range(0, rows.shape[0], PREDICT_CHUNK_ROWS):
+                distances, ids = self.search(rows[start : start + PREDICT_CHUNK_ROWS], k, params)
+                parts.append(self.vote_from_neighbors(distances, ids, k=k, weights=weights, tie_break=tie_break))
+                bar.update(ids.shape[0])
+        if len(parts) == 1:
+            return parts[0]
+        return Classification(*(np.concatenate(column) for column in zip(*(astuple(p) for p in parts))))
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary: input, classes, index and defaults."""
+        return {
+            "input_shape": list(self.input_shape),
+            "input_dtype": str(self.input_dtype),
+            "classes": list(self.class_names),
+            "index": self.index_info.model_dump(),
+            "defaults": self.defaults.model_dump(),
+        }
+
+
+def replace_defaults(defaults: KnnDefaults, **changes: Any) -> KnnDefaults:
+    """Validated copy of ``defaults`` with some fields changed."""
+    return KnnDefaults.model_validate({**defaults.model_dump(), **changes})
+
+
+__all__ = ["Classification", "KNNModel", "replace_defaults", "true_distances"]

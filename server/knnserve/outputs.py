@@ -1,0 +1,73 @@
+"""Files knnserve writes for people: prediction CSVs and printable manifest summaries."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from knnserve.bundle import Manifest
+
+PREDICTION_COLUMNS = ("row", "label", "class_name", "probability")
+
+
+def write_predictions_csv(
+    path: str | Path, predictions: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...]
+) -> None:
+    """Write one CSV line per row: row number, predicted label, its class name, its probability.
+
+    A row whose search found no neighbour has label -1, an empty class name and probability 0.
+    The file is written to a temporary sibling and renamed, so a reader never sees half of it.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(PREDICTION_COLUMNS)
+            for row, label in enumerate(predictions.tolist()):
+                found = label >= 0
+                writer.writerow(
+                    (
+                        row,
+                        label,
+                        class_names[label] if found else "",
+                        f"{float(probabilities[row, label]):.6f}" if found else "0",
+                    )
+                )
+        os.replace(staging, target)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
+    """The manifest's key facts as (label, value) pairs for a human-readable ``info``."""
+    index = manifest.index
+    rows: list[tuple[str, Any]] = [
+        ("name", manifest.name),
+        ("created", manifest.created_at.isoformat()),
+        ("knnserve version", manifest.knnserve_version),
+        ("input", f"{manifest.input_dtype} {tuple(manifest.input_shape)}"),
+        ("classes", f"{len(manifest.class_names)}: {', '.join(manifest.class_names)}"),
+        ("heads", ", ".join(manifest.heads)),
+        ("index spec", index.spec),
+        ("faiss factory", index.factory),
+        ("metric", index.metric),
+        ("storage", index.storage),
+        ("vectors", f"{index.ntotal} x {index.dim}"),
+        ("index size", f"{index.serialized_bytes / 2**20:.1f} MiB ({index.serialized_bytes / max(index.ntotal, 1):.0f} B/vector)"),
+        ("defaults", ", ".join(f"{key}={value}" for key, value in manifest.knn.model_dump().items() if value is not None)),
+    ]
+    if manifest.dataset is not None:
+        data = manifest.dataset
+        rows.append(("dataset", f"{data.name} ({data.n_train} train / {data.n_test} test, sha256 {data.checksum[:12]}…)"))
+    for key, value in manifest.metrics.items():
+        if isinstance(value, (int, float, str)):
+            rows.append((key, f"{value:.4f}" if isinstance(value, float) else value))
+    return rows

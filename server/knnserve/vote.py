@@ -1,0 +1,113 @@
+"""k-NN voting: uniform or distance-weighted class votes, probabilities and a documented tie rule.
+
+Rules (docs/voting.md says the same):
+
+* Neighbours whose id is -1 (FAISS found fewer than k) carry no vote.
+* ``uniform``: every neighbour votes 1. ``distance``: a neighbour votes ``1 / d`` where ``d`` is the
+  distance on the metric's true scale (Euclidean, not FAISS's squared L2; the caller takes the
+  square root); if any neighbour of a row is at distance 0, exactly those neighbours vote 1 and the
+  others 0 (scikit-learn's rule).
+* Probabilities are the votes normalised to sum to 1; a row with no valid neighbour gets
+  prediction -1 and all-zero probabilities.
+* Ties between classes with equal vote: ``nearest`` (default) picks the tied class of the first
+  neighbour in result order, i.e. the nearest one; ``lowest`` picks the lowest class index, which is
+  what scikit-learn's ``KNeighborsClassifier`` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from knnserve.errors import InvalidInputError
+
+Weights = Literal["uniform", "distance"]
+TieBreak = Literal["nearest", "lowest"]
+WEIGHTS: tuple[str, ...] = ("uniform", "distance")
+TIE_BREAKS: tuple[str, ...] = ("nearest", "lowest")
+
+
+@dataclass(frozen=True)
+class VoteResult:
+    """Predicted class per row (-1 when no neighbour was found) and class probabilities (n, C)."""
+
+    predictions: np.ndarray
+    probabilities: np.ndarray
+
+
+def check_weights(weights: str) -> str:
+    """Return ``weights`` if it is a known weighting, else raise InvalidInputError."""
+    if weights not in WEIGHTS:
+        raise InvalidInputError("weights", f"one of {', '.join(WEIGHTS)}", repr(weights))
+    return weights
+
+
+def check_tie_break(tie_break: str) -> str:
+    """Return ``tie_break`` if it is a known tie rule, else raise InvalidInputError."""
+    if tie_break not in TIE_BREAKS:
+        raise InvalidInputError("tie_break", f"one of {', '.join(TIE_BREAKS)}", repr(tie_break))
+    return tie_break
+
+
+def neighbour_weights(distances: np.ndarray, valid: np.ndarray, weights: str) -> np.ndarray:
+    """Vote weight of each neighbour (n, k), zero where ``valid`` is False."""
+    if check_weights(weights) == "uniform":
+        return valid.astype(np.float64)
+    dist = np.where(valid, distances.astype(np.float64), np.inf)
+    zero = valid & (dist == 0)
+    with np.errstate(divide="ignore"):
+        w = np.where(valid, 1.0 / dist, 0.0)
+    exact_rows = zero.any(axis=1)
+    w[exact_rows] = zero[exact_rows]
+    return w
+
+
+def vote(
+    neighbor_labels: np.ndarray,
+    distances: np.ndarray,
+    n_classes: int,
+    *,
+    weights: str = "uniform",
+    tie_break: str = "nearest",
+) -> VoteResult:
+    """Vote over each row's neighbours, which must be sorted nearest first.
+
+    Parameters
+    ----------
+    neighbor_labels : (n, k) int class index of each neighbour, -1 for a missing neighbour.
+    distances : (n, k) distances on the metric's true scale (used by ``distance`` weighting).
+    n_classes : number of classes C; labels must lie in [0, C).
+    weights : ``uniform`` or ``distance``.
+    tie_break : ``nearest`` or ``lowest`` (see the module docstring).
+    """
+    check_tie_break(tie_break)
+    labels = np.asarray(neighbor_labels)
+    if labels.ndim != 2 or labels.shape != np.shape(distances):
+        raise InvalidInputError("neighbor_labels", "a (n, k) array matching distances", f"shape {labels.shape}")
+    if labels.size and labels.max() >= n_classes:
+        raise InvalidInputError("neighbor_labels", f"class indices below {n_classes}", int(labels.max()))
+    n = labels.shape[0]
+    valid = labels >= 0
+    w = neighbour_weights(np.asarray(distances), valid, weights)
+    flat = (np.arange(n)[:, None] * n_classes + np.where(valid, labels, 0)).ravel()
+    votes = np.bincount(flat, weights=w.ravel(), minlength=n * n_classes).reshape(n, n_classes)
+    totals = votes.sum(axis=1)
+    found = totals > 0
+    probabilities = np.zeros((n, n_classes), dtype=np.float32)
+    probabilities[found] = votes[found] / totals[found, None]
+
+    predictions = votes.argmax(axis=1)  # argmax returns the first maximum: the lowest index
+    if tie_break == "nearest":
+        best = votes.max(axis=1, keepdims=True)
+        tied = (votes == best) & found[:, None]
+        contested = tied.sum(axis=1) > 1
+        if contested.any():
+            rows = np.flatnonzero(contested)
+            sub_labels = labels[rows]
+            in_tie = valid[rows] & tied[rows[:, None], np.where(valid[rows], sub_labels, 0)]
+            first = in_tie.argmax(axis=1)
+            predictions[rows] = sub_labels[np.arange(rows.size), first]
+    predictions = np.where(found, predictions, -1).astype(np.int64)
+    return VoteResult(predictions=predictions, probabilities=probabilities)
