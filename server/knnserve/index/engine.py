@@ -68,7 +68,7 @@ def as_float32_rows(x: np.ndarray, d: int, *, field: str = "x") -> np.ndarray:
 
 def _ivf(index: faiss.Index) -> faiss.IndexIVF | None:
     try:
-        return faiss.extract_index_ivf(index)
+        return faiss.downcast_index(faiss.extract_index_ivf(index))
     except RuntimeError:
         return None
 
@@ -89,6 +89,10 @@ def build_index(x: np.ndarray, spec: ResolvedSpec, *, progress: bool = False) ->
         raise InvalidInputError("training data", "a non-empty 2-D array", f"shape {x.shape}")
     n, d = x.shape
     index = faiss.index_factory(d, spec.factory, metric_type(spec.metric))
+    ivf = _ivf(index)
+    if isinstance(ivf, faiss.IndexIVFScalarQuantizer) and ivf.sq.qtype == faiss.ScalarQuantizer.QT_8bit_direct:
+        # Residuals (x - centroid) are neither integers nor in 0..255: encode the vectors themselves.
+        ivf.by_residual = False
     hnsw = _hnsw(index)
     if hnsw is not None and "efConstruction" in spec.build_params:
         hnsw.hnsw.efConstruction = int(spec.build_params["efConstruction"])

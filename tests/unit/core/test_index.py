@@ -55,6 +55,19 @@ def test_uint8_storage_finds_the_same_neighbours_as_index_flat(pixels) -> None:
     assert index.sa_code_size() * 4 == reference.sa_code_size() or index.code_size * 4 == reference.code_size
 
 
+def test_ivf_uint8_storage_searched_exhaustively_equals_index_flat(pixels) -> None:
+    x, _ = pixels
+    flat = x.reshape(len(x), -1)
+    spec = resolve_spec("IVF8,Flat", n=len(flat), d=flat.shape[1], dtype=np.uint8)
+    index, _ = build_index(flat, spec)
+    reference = faiss.IndexFlatL2(flat.shape[1])
+    reference.add(flat.astype(np.float32))
+    queries = flat[:50].astype(np.float32)
+    _, i_ours = search(index, queries, 5, SearchParams(nprobe=8))
+    _, i_ref = reference.search(queries, 5)
+    assert _recall(i_ours, i_ref) == 1.0
+
+
 @pytest.mark.parametrize("metric", ["l2", "l1"])
 @pytest.mark.parametrize("alias,params,floor", [("ivf", SearchParams(nprobe=12), 0.95), ("hnsw", SearchParams(ef_search=128), 0.95)])
 def test_approximate_recall_against_exact(blobs, metric: str, alias: str, params: SearchParams, floor: float) -> None:
