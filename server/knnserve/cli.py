@@ -17,6 +17,10 @@ from knnserve.vote import TIE_BREAKS, WEIGHTS
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _k_or_auto(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -31,12 +35,26 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-download", action="store_true", help="never download; fail if the dataset is not on disk")
 
 
-def _add_search_args(parser: argparse.ArgumentParser, *, defaults_note: str) -> None:
-    parser.add_argument("--k", type=_positive_int, default=None, help=f"neighbours that vote ({defaults_note})")
-    parser.add_argument("--weights", choices=WEIGHTS, default=None, help=f"vote weighting ({defaults_note})")
-    parser.add_argument("--tie-break", choices=TIE_BREAKS, default=None, help=f"rule for tied votes ({defaults_note})")
-    parser.add_argument("--nprobe", type=_positive_int, default=None, help=f"IVF lists visited per query ({defaults_note})")
-    parser.add_argument("--ef-search", type=_positive_int, default=None, help=f"HNSW search breadth ({defaults_note})")
+def _add_search_args(parser: argparse.ArgumentParser, *, training: bool) -> None:
+    """Voting and search-effort options; at training time they become the bundle's defaults."""
+    if training:
+        k_help = "neighbours that vote, or 'auto' to choose k (and weights) by cross-validation on the training split (default: 5)"
+        note = "stored in the bundle as its default"
+        defaults = {"weights": "uniform, or chosen by --k auto", "tie-break": "nearest",
+                    "nprobe": "min(16, nlist)", "ef-search": "64"}
+    else:
+        k_help = "neighbours that vote (default: the bundle's)"
+        note = "for this run"
+        defaults = {name: "the bundle's" for name in ("weights", "tie-break", "nprobe", "ef-search")}
+    parser.add_argument("--k", type=_k_or_auto if training else _positive_int, default=None, help=k_help)
+    parser.add_argument("--weights", choices=WEIGHTS, default=None,
+                        help=f"vote weighting, {note} (default: {defaults['weights']})")
+    parser.add_argument("--tie-break", choices=TIE_BREAKS, default=None,
+                        help=f"rule for tied votes, {note} (default: {defaults['tie-break']})")
+    parser.add_argument("--nprobe", type=_positive_int, default=None,
+                        help=f"IVF lists visited per query, {note} (default: {defaults['nprobe']})")
+    parser.add_argument("--ef-search", type=_positive_int, default=None,
+                        help=f"HNSW search breadth, {note} (default: {defaults['ef-search']})")
     parser.add_argument("--threads", type=_positive_int, default=None, help="FAISS threads (default: one per core)")
 
 
@@ -55,12 +73,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         metric=args.metric,
         storage=args.storage,
         k=args.k or 5,
-        weights=args.weights or "uniform",
+        weights=args.weights,
+        cv_folds=args.cv_folds,
         tie_break=args.tie_break or "nearest",
         nprobe=args.nprobe,
         ef_search=args.ef_search,
     )
     result = train_knn(dataset, config, progress=not args.no_progress)
+    if result.cv is not None:
+        best = result.cv.best
+        print(f"cross-validation ({result.cv.folds} folds, {result.cv.seconds:.1f} s): k={best.k}, weights={best.weights}, "
+              f"accuracy {best.mean:.2%} ± {best.std:.2%}")
+        if args.cv_plot is not None:
+            from knnserve.selection.plot import plot_cv_curve
+
+            print(f"cross-validation curve: {plot_cv_curve(result.cv, args.cv_plot, title=dataset.name)}")
     manifest = save_trained(result, dataset, args.out, name=args.name or args.out.name, overwrite=args.overwrite)
     for label, value in manifest_summary(manifest):
         print(f"{label:>18}: {value}")
@@ -136,7 +163,9 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--metric", choices=METRICS, default="l2", help="distance (default: l2)")
     parser.add_argument("--storage", choices=("auto", "float32"), default="auto",
                         help="auto keeps uint8 pixels as raw bytes where exact (L2); float32 builds the spec as written")
-    _add_search_args(parser, defaults_note="stored as the bundle's default; k=5, uniform, nearest, index-sized effort")
+    _add_search_args(parser, training=True)
+    parser.add_argument("--cv-folds", type=_positive_int, default=5, help="folds for --k auto (default: 5)")
+    parser.add_argument("--cv-plot", type=Path, default=None, help="with --k auto, write the CV curve (mean ± std per k) to this PNG")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     parser.add_argument("--name", default=None, help="model name (default: the --out folder name)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
@@ -147,7 +176,7 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("predict", parents=[common_options()], help="classify the rows of a .npy or IDX file with a bundle")
     parser.add_argument("--model", type=Path, required=True, help="bundle folder")
     parser.add_argument("--input", type=Path, required=True, help=".npy array (allow_pickle=False) or IDX images file (.gz or not)")
-    _add_search_args(parser, defaults_note="default: the bundle's")
+    _add_search_args(parser, training=False)
     parser.add_argument("--out", type=Path, required=True, help="CSV to write: row,label,class_name,probability")
     parser.set_defaults(handler=_cmd_predict)
 

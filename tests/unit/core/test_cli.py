@@ -61,3 +61,17 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for command in ("train", "predict", "info", "data"):
         assert command in text
+
+
+def test_k_auto_chooses_by_cross_validation(tmp_path: Path, npz_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "auto"
+    plot = tmp_path / "cv.png"
+    args = ["train", "--data-dir", str(npz_dir), "--k", "auto", "--cv-folds", "3", "--cv-plot", str(plot), "--out", str(bundle), "--no-progress"]
+    assert main(args) == 0
+    assert "cross-validation (3 folds" in capsys.readouterr().out
+    manifest = KNNModel.load(bundle).manifest
+    assert manifest is not None
+    cv = manifest.metrics["knn_cv"]
+    assert manifest.knn.k == cv["best"]["k"] and manifest.knn.weights == cv["best"]["weights"]
+    assert {c["k"] for c in cv["candidates"]} >= {1, 3, 5} and len(cv["best"]["folds"]) == 3
+    assert plot.read_bytes()[:4] == b"\x89PNG"

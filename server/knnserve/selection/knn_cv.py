@@ -1,0 +1,117 @@
+"""Choosing k (and the vote weighting) by n-fold cross-validation on the training set only.
+
+Each fold is searched once, exactly, at the largest candidate k; every (k, weights) candidate is
+then a vote over a prefix of those neighbours, so the cost is one search per fold whatever the grid.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+from tqdm.auto import tqdm
+
+from knnserve.errors import InvalidInputError
+from knnserve.model import KNNModel
+from knnserve.vote import check_weights, vote
+
+DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Cross-validated accuracy of one (k, weights) setting: per fold, mean and standard deviation."""
+
+    k: int
+    weights: str
+    fold_accuracies: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        """Mean accuracy over folds."""
+        return float(np.mean(self.fold_accuracies))
+
+    @property
+    def std(self) -> float:
+        """Standard deviation of the accuracy over folds."""
+        return float(np.std(self.fold_accuracies))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able record for the manifest."""
+        return {"k": self.k, "weights": self.weights, "mean": self.mean, "std": self.std, "folds": list(self.fold_accuracies)}
+
+
+@dataclass(frozen=True)
+class CVResult:
+    """All candidates and the chosen one (highest mean; ties go to the smaller k, then uniform)."""
+
+    candidates: tuple[Candidate, ...]
+    best: Candidate
+    folds: int
+    metric: str
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able summary for the manifest."""
+        return {
+            "folds": self.folds,
+            "metric": self.metric,
+            "seconds": round(self.seconds, 3),
+            "best": self.best.as_dict(),
+            "candidates": [c.as_dict() for c in self.candidates],
+            **self.extra,
+        }
+
+
+def cross_validate_k(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_classes: int | None = None,
+    ks: tuple[int, ...] = DEFAULT_KS,
+    weights: tuple[str, ...] = ("uniform", "distance"),
+    metric: str = "l2",
+    folds: int = 5,
+    tie_break: str = "nearest",
+    seed: int = 0,
+    progress: bool = False,
+) -> CVResult:
+    """Stratified n-fold CV of exact k-NN over ``ks`` × ``weights``; one exact search per fold.
+
+    Parameters
+    ----------
+    x, y : training vectors (N, ...) and integer labels; the test split must not be passed here.
+    ks : candidate neighbour counts; each must be below the size of a training fold.
+    weights : candidate weightings (``uniform``, ``distance``).
+    folds : number of folds (default 5), stratified and shuffled with ``seed``.
+    """
+    if folds < 2:
+        raise InvalidInputError("folds", "an integer >= 2", folds)
+    if not ks or min(ks) < 1:
+        raise InvalidInputError("ks", "a non-empty list of integers >= 1", ks)
+    for w in weights:
+        check_weights(w)
+    y = np.asarray(y)
+    n_classes = int(y.max()) + 1 if n_classes is None else n_classes
+    k_max = max(ks)
+    fold_size = len(y) - len(y) // folds - 1
+    if k_max > fold_size:
+        raise InvalidInputError("ks", f"values up to {fold_size} (rows in a training fold)", k_max)
+    started = time.perf_counter()
+    scores: dict[tuple[int, str], list[float]] = {(k, w): [] for k in sorted(ks) for w in weights}
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train_rows, held_rows in tqdm(splitter.split(np.zeros(len(y)), y), total=folds, desc="cross-validate k", disable=not progress, leave=False):
+        model = KNNModel.fit(x[train_rows], y[train_rows], class_names=tuple(map(str, range(n_classes))), metric=metric)
+        distances, ids = model.search(model.prepare(x[held_rows]), k_max)
+        neighbor_labels = np.where(ids >= 0, model.labels[np.maximum(ids, 0)], -1)
+        truth = y[held_rows]
+        for k, w in scores:
+            predicted = vote(neighbor_labels[:, :k], distances[:, :k], n_classes, weights=w, tie_break=tie_break).predictions
+            scores[(k, w)].append(float(np.mean(predicted == truth)))
+    candidates = tuple(Candidate(k, w, tuple(acc)) for (k, w), acc in scores.items())
+    best = max(candidates, key=lambda c: (round(c.mean, 12), -c.k, c.weights == "uniform"))
+    return CVResult(candidates=candidates, best=best, folds=folds, metric=metric, seconds=time.perf_counter() - started)
