@@ -69,7 +69,10 @@ def machine() -> str:
                 model = line.split(":", 1)[1].strip()
     except (OSError, subprocess.CalledProcessError):
         pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(f"{Path(i['filepath']).name.split('-')[0]}: {i.get('architecture')}" for i in threadpool_info() if i["user_api"] == "blas")
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}; OpenBLAS kernels {blas}"
 
 
 def run_sklearn_child(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, k: int, repeats: int) -> tuple[float, np.ndarray]:
