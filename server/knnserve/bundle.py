@@ -5,7 +5,7 @@ Layout of a bundle folder::
     manifest.json   pydantic ``Manifest``; written last, so a folder without it is partial
     index.faiss     faiss.write_index output
     labels.npy      int64 class index of each indexed vector, in index id order
-    <name>.npz      optional array groups (preprocessing state, linear head weights), no pickle
+    <name>.npz      optional array groups, no pickle: knn_preprocess.npz (PCA etc.), linear.npz (W, b, its preprocessing)
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Manifest(_Frozen):
     index: IndexInfo
     knn: KnnDefaults = Field(default_factory=KnnDefaults)
     heads: tuple[str, ...] = ("knn",)
+    linear: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, FileEntry] = Field(default_factory=dict)

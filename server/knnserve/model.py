@@ -12,11 +12,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from knnserve.bundle import DatasetInfo, IndexInfo, KnnDefaults, Manifest, load_bundle, save_bundle
-from knnserve.errors import InvalidInputError
+from knnserve.errors import BundleError, InvalidInputError
+from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
 from knnserve.index import SearchParams, build_index, resolve_spec, search, serialized_size
 from knnserve.vote import check_tie_break, check_weights, vote
 
 INPUT_DTYPES = ("uint8", "float32")
+KNN_PREPROCESS_ARRAYS = "knn_preprocess"
+LINEAR_ARRAYS = "linear"
 PREDICT_CHUNK_ROWS = 4096
 
 
@@ -43,7 +46,12 @@ def true_distances(raw: np.ndarray, metric: str) -> np.ndarray:
 
 
 class KNNModel:
-    """A k-NN classifier over a FAISS index; numpy in, numpy out, no gRPC."""
+    """A k-NN classifier over a FAISS index, with an optional linear head; numpy in, numpy out, no gRPC.
+
+    Inputs are validated by :meth:`prepare` into float32 rows (n, dim) of the raw input; the k-NN
+    preprocessing (PCA, L2-normalisation), when the model has one, is applied inside :meth:`search`,
+    and the linear head applies its own, so both heads take the same prepared rows.
+    """
 
     def __init__(
         self,
@@ -56,6 +64,8 @@ class KNNModel:
         index_info: IndexInfo,
         defaults: KnnDefaults,
         manifest: Manifest | None = None,
+        preprocessor: Preprocessor | None = None,
+        linear: Any | None = None,
     ) -> None:
         if input_dtype not in INPUT_DTYPES:
             raise InvalidInputError("input_dtype", f"one of {', '.join(INPUT_DTYPES)}", input_dtype)
@@ -67,6 +77,8 @@ class KNNModel:
         self.index_info = index_info
         self.defaults = defaults
         self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.linear = linear  # a fitted knnserve.linear.LinearClassifier, or None
 
     # -- construction -------------------------------------------------------------------------
 
@@ -80,12 +92,14 @@ class KNNModel:
         index: str = "flat",
         metric: str = "l2",
         storage: str = "auto",
+        preprocess: PreprocessConfig | None = None,
         defaults: KnnDefaults | None = None,
         progress: bool = False,
     ) -> KNNModel:
         """Index training images ``x`` (N, *shape) with integer labels ``y`` in [0, C).
 
         ``x`` keeps its dtype on the way in: uint8 pixels under L2 are stored as raw bytes (exact).
+        ``preprocess`` (e.g. PCA and L2-normalisation) is fitted on ``x`` and applied to every query.
         """
         x = np.asarray(x)
         y = np.asarray(y)
@@ -105,6 +119,10 @@ class KNNModel:
             flat = np.ascontiguousarray(flat, dtype=np.float32)
             if not np.isfinite(flat).all():
                 raise InvalidInputError("x", "finite values", "NaN or infinity")
+        preprocessor = None
+        if preprocess is not None:
+            preprocessor = fit_preprocessor(flat, preprocess)
+            flat = preprocessor.transform(flat)
         spec = resolve_spec(index, n=flat.shape[0], d=flat.shape[1], metric=metric, dtype=flat.dtype, storage=storage)
         built, report = build_index(flat, spec, progress=progress)
         info = IndexInfo(
@@ -130,6 +148,7 @@ class KNNModel:
             input_dtype=input_dtype,
             index_info=info,
             defaults=defaults,
+            preprocessor=preprocessor,
         )
 
     @classmethod
@@ -137,6 +156,16 @@ class KNNModel:
         """Load and verify a bundle folder."""
         bundle = load_bundle(path)
         manifest = bundle.manifest
+        preprocessor = linear = None
+        try:
+            if manifest.preprocessing:
+                preprocessor = Preprocessor.from_arrays(bundle.arrays.get(KNN_PREPROCESS_ARRAYS, {}), manifest.preprocessing)
+            if manifest.linear is not None:
+                from knnserve.linear import LinearClassifier
+
+                linear = LinearClassifier.from_arrays(bundle.arrays.get(LINEAR_ARRAYS, {}), manifest.linear)
+        except (KeyError, ValueError) as exc:
+            raise BundleError(f"{path}: preprocessing or linear head arrays do not match the manifest ({exc})") from exc
         return cls(
             index=bundle.index,
             labels=bundle.labels,
@@ -146,6 +175,8 @@ class KNNModel:
             index_info=manifest.index,
             defaults=manifest.knn,
             manifest=manifest,
+            preprocessor=preprocessor,
+            linear=linear,
         )
 
     def save(
@@ -158,6 +189,11 @@ class KNNModel:
         overwrite: bool = False,
     ) -> Manifest:
         """Write the model as a bundle folder (atomically) and return its manifest."""
+        arrays: dict[str, dict[str, np.ndarray]] = {}
+        if self.preprocessor is not None:
+            arrays[KNN_PREPROCESS_ARRAYS] = self.preprocessor.to_arrays()
+        if self.linear is not None:
+            arrays[LINEAR_ARRAYS] = self.linear.to_arrays()
         manifest = Manifest(
             name=name,
             dataset=dataset,
@@ -166,23 +202,38 @@ class KNNModel:
             class_names=self.class_names,
             index=self.index_info,
             knn=self.defaults,
+            preprocessing=self.preprocessor.metadata() if self.preprocessor is not None else {},
+            heads=self.heads,
+            linear=self.linear.metadata() if self.linear is not None else None,
             metrics=metrics or {},
         )
-        self.manifest = save_bundle(path, manifest, self.index, self.labels, overwrite=overwrite)
+        self.manifest = save_bundle(path, manifest, self.index, self.labels, arrays=arrays, overwrite=overwrite)
         return self.manifest
 
     def with_defaults(self, **changes: Any) -> KNNModel:
         """A copy sharing the index, with some defaults (k, weights, tie_break, nprobe, ef_search) changed."""
-        return KNNModel(
-            index=self.index,
-            labels=self.labels,
-            class_names=self.class_names,
-            input_shape=self.input_shape,
-            input_dtype=str(self.input_dtype),
-            index_info=self.index_info,
-            defaults=replace_defaults(self.defaults, **changes),
-            manifest=self.manifest,
-        )
+        return self._copy(defaults=replace_defaults(self.defaults, **changes))
+
+    def with_linear(self, linear: Any | None) -> KNNModel:
+        """A copy sharing the index, carrying a fitted linear head (a LinearClassifier) or none."""
+        if linear is not None and linear.n_features_in_ != self.dim:
+            raise InvalidInputError("linear", f"a head fitted on {self.dim} input features", linear.n_features_in_)
+        return self._copy(linear=linear)
+
+    def _copy(self, **changes: Any) -> KNNModel:
+        fields = {
+            "index": self.index,
+            "labels": self.labels,
+            "class_names": self.class_names,
+            "input_shape": self.input_shape,
+            "input_dtype": str(self.input_dtype),
+            "index_info": self.index_info,
+            "defaults": self.defaults,
+            "manifest": self.manifest,
+            "preprocessor": self.preprocessor,
+            "linear": self.linear,
+        }
+        return KNNModel(**{**fields, **changes})
 
     # -- inference ----------------------------------------------------------------------------
 
@@ -190,6 +241,11 @@ class KNNModel:
     def dim(self) -> int:
         """Number of features one flattened input row has."""
         return math.prod(self.input_shape)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """Classification heads this model has: "knn", and "linear" when it carries one."""
+        return ("knn", "linear") if self.linear is not None else ("knn",)
 
     @property
     def ntotal(self) -> int:
@@ -202,7 +258,7 @@ class KNNModel:
         return len(self.class_names)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Validate a batch (n, *input_shape) or (n, dim) and return float32 (n, dim) rows for the index."""
+        """Validate a batch (n, *input_shape) or (n, dim) and return it as float32 rows (n, dim)."""
         if not isinstance(x, np.ndarray):
             raise InvalidInputError("x", "a numpy array", type(x).__name__)
         if x.ndim < 1 or x.shape[0] < 1:
@@ -226,7 +282,8 @@ class KNNModel:
 
     def search(self, prepared: np.ndarray, k: int, params: SearchParams | None = None) -> tuple[np.ndarray, np.ndarray]:
         """k nearest training vectors of prepared rows: (distances on the true scale, ids)."""
-        raw, ids = search(self.index, prepared, k, params if params is not None else self.search_params())
+        queries = prepared if self.preprocessor is None else self.preprocessor.transform(prepared)
+        raw, ids = search(self.index, queries, k, params if params is not None else self.search_params())
         return true_distances(raw, self.index_info.metric), ids
 
     def vote_from_neighbors(
@@ -293,6 +350,18 @@ class KNNModel:
             return parts[0]
         return Classification(*(np.concatenate(column) for column in zip(*(astuple(p) for p in parts))))
 
+    def predict_linear(self, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The linear head on prepared rows: class indices (n,) and probabilities (n, C).
+
+        For an SVM head the probabilities are a softmax over its scores: they rank like the scores
+        but are not calibrated.
+        """
+        if self.linear is None:
+            raise InvalidInputError("heads", "knn only: this model has no linear head", "linear")
+        probabilities = np.zeros((prepared.shape[0], self.n_classes), dtype=np.float32)
+        probabilities[:, self.linear.classes_.astype(np.int64)] = self.linear.predict_proba(prepared)
+        return probabilities.argmax(axis=1).astype(np.int64), probabilities
+
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary: input, classes, index and defaults."""
         return {
@@ -301,6 +370,8 @@ class KNNModel:
             "classes": list(self.class_names),
             "index": self.index_info.model_dump(),
             "defaults": self.defaults.model_dump(),
+            "heads": list(self.heads),
+            "knn_preprocessing": self.preprocessor.metadata() if self.preprocessor is not None else None,
         }
 
 

@@ -16,34 +16,50 @@ PREDICTION_COLUMNS = ("row", "label", "class_name", "probability")
 
 
 def write_predictions_csv(
-    path: str | Path, predictions: np.ndarray, probabilities: np.ndarray, class_names: tuple[str, ...]
+    path: str | Path, heads: dict[str, tuple[np.ndarray, np.ndarray]], class_names: tuple[str, ...]
 ) -> None:
-    """Write one CSV line per row: row number, predicted label, its class name, its probability.
+    """Write one CSV line per row: row number, then predicted label, class name and probability per head.
 
-    A row whose search found no neighbour has label -1, an empty class name and probability 0.
-    The file is written to a temporary sibling and renamed, so a reader never sees half of it.
+    ``heads`` maps a head name ("knn", "linear") to (predictions (n,), probabilities (n, C)). With one
+    head the columns are ``row,label,class_name,probability``; with several, each head's columns are
+    prefixed by its name (``knn_label,...,linear_label,...``). A row whose search found no neighbour
+    has label -1, an empty class name and probability 0. The file is written to a temporary sibling
+    and renamed, so a reader never sees half of it.
     """
+    prefixes = [""] if len(heads) == 1 else [f"{name}_" for name in heads]
+    columns = ["row"] + [f"{prefix}{column}" for prefix in prefixes for column in PREDICTION_COLUMNS[1:]]
+    n = next(iter(heads.values()))[0].shape[0]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(PREDICTION_COLUMNS)
-            for row, label in enumerate(predictions.tolist()):
-                found = label >= 0
-                writer.writerow(
-                    (
-                        row,
-                        label,
-                        class_names[label] if found else "",
-                        f"{float(probabilities[row, label]):.6f}" if found else "0",
-                    )
-                )
+            writer.writerow(columns)
+            labels = {name: predictions.tolist() for name, (predictions, _) in heads.items()}
+            for row in range(n):
+                line: list[object] = [row]
+                for name, (_, probabilities) in heads.items():
+                    label = labels[name][row]
+                    found = label >= 0
+                    line += [label, class_names[label] if found else "", f"{float(probabilities[row, label]):.6f}" if found else "0"]
+                writer.writerow(line)
         os.replace(staging, target)
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
+
+
+def _preprocessing(metadata: dict[str, Any]) -> str:
+    if not metadata:
+        return "raw (vectors indexed as they come)"
+    config = metadata.get("config", {})
+    steps = []
+    if config.get("pca_dim"):
+        steps.append(f"PCA to {config['pca_dim']} dims")
+    if config.get("l2_normalize"):
+        steps.append("L2-normalised (cosine)")
+    return ", ".join(steps) or str(config)
 
 
 def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
@@ -56,6 +72,7 @@ def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
         ("input", f"{manifest.input_dtype} {tuple(manifest.input_shape)}"),
         ("classes", f"{len(manifest.class_names)}: {', '.join(manifest.class_names)}"),
         ("heads", ", ".join(manifest.heads)),
+        ("k-NN preprocessing", _preprocessing(manifest.preprocessing)),
         ("index spec", index.spec),
         ("faiss factory", index.factory),
         ("metric", index.metric),
@@ -67,6 +84,9 @@ def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
     if manifest.dataset is not None:
         data = manifest.dataset
         rows.append(("dataset", f"{data.name} ({data.n_train} train / {data.n_test} test, sha256 {data.checksum[:12]}…)"))
+    if manifest.linear is not None:
+        params = manifest.linear.get("params", {})
+        rows.append(("linear head", f"{params.get('loss')} (lr={params.get('learning_rate')}, λ={params.get('reg_strength')}, {params.get('reg')})"))
     for key, value in manifest.metrics.items():
         if isinstance(value, (int, float, str)):
             rows.append((key, f"{value:.4f}" if isinstance(value, float) else value))

@@ -1,4 +1,4 @@
-"""Training pipeline: index a dataset's training split, evaluate on its test split, save a bundle."""
+"""Training pipeline: model selection on the training split, index it, fit the linear head, test, save."""
 
 from __future__ import annotations
 
@@ -12,28 +12,43 @@ import numpy as np
 from knnserve.bundle import DatasetInfo, KnnDefaults, Manifest
 from knnserve.data.dataset import Dataset
 from knnserve.errors import InvalidInputError
+from knnserve.features.knn_spec import AUTO_CANDIDATES, parse_knn_preprocess
+from knnserve.index import resolve_spec
 from knnserve.model import KNNModel
 from knnserve.selection import DEFAULT_KS, CVResult, cross_validate_k
+
+LINEAR_LOSSES: tuple[str, ...] = ("softmax", "svm", "none")
 
 
 @dataclass(frozen=True)
 class KnnConfig:
-    """How to build and vote: index spec, metric, storage and voting defaults.
+    """How to build and vote: index spec, metric, storage, preprocessing and voting defaults.
 
-    ``k="auto"`` chooses k (and the weighting, unless ``weights`` is given) by ``cv_folds``-fold
-    cross-validation of exact k-NN on the training split; ``weights=None`` means uniform otherwise.
+    ``k="auto"`` chooses k (and the weighting, unless ``weights`` is given) and ``preprocess="auto"``
+    chooses between ``AUTO_CANDIDATES``, both by ``cv_folds``-fold cross-validation of exact k-NN
+    on the training split. ``weights=None`` means uniform when k is fixed.
     """
 
     index: str = "flat"
     metric: str = "l2"
     storage: str = "auto"
+    preprocess: str = "raw"
     k: int | str = 5
     weights: str | None = None
-    cv_folds: int = 5
-    cv_ks: tuple[int, ...] = DEFAULT_KS
     tie_break: str = "nearest"
     nprobe: int | None = None
     ef_search: int | None = None
+    cv_folds: int = 5
+    cv_ks: tuple[int, ...] = DEFAULT_KS
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    """The linear head: its loss (``none`` for no head) and the seed of its split and search."""
+
+    loss: str = "softmax"
+    seed: int = 0
+    val_fraction: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,8 +77,10 @@ def accuracy(predictions: np.ndarray, truth: np.ndarray) -> float:
 
 
 def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bool = False) -> TrainResult:
-    """Index ``dataset.x_train`` and measure k-NN accuracy on ``dataset.x_test`` with the config's defaults."""
-    k, weights, cv = _choose_k(dataset, config, progress=progress)
+    """Choose settings on the training split, index it, and measure k-NN accuracy on the test split."""
+    # Refuse an impossible index/metric pair before minutes of cross-validation, not after.
+    resolve_spec(config.index, n=len(dataset.y_train), d=int(np.prod(dataset.image_shape)), metric=config.metric, storage=config.storage)
+    k, weights, preprocess, cv = _select(dataset, config, progress=progress)
     started = time.perf_counter()
     model = KNNModel.fit(
         dataset.x_train,
@@ -72,6 +89,7 @@ def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bo
         index=config.index,
         metric=config.metric,
         storage=config.storage,
+        preprocess=parse_knn_preprocess(preprocess),
         progress=progress,
     )
     built = time.perf_counter()
@@ -83,7 +101,7 @@ def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bo
         ef_search=model.defaults.ef_search if config.ef_search is None else config.ef_search,
     )
     model = model.with_defaults(**defaults.model_dump())
-    metrics: dict[str, Any] = {"build_seconds": round(built - started, 3)}
+    metrics: dict[str, Any] = {"knn_preprocess": preprocess, "build_seconds": round(built - started, 3)}
     if cv is not None:
         metrics["knn_cv"] = cv.as_dict()
     if dataset.x_test.shape[0]:
@@ -97,23 +115,83 @@ def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bo
     return TrainResult(model=model, metrics=metrics, cv=cv)
 
 
-def _choose_k(dataset: Dataset, config: KnnConfig, *, progress: bool) -> tuple[int, str, CVResult | None]:
-    if config.k != "auto":
-        if isinstance(config.k, str) or config.k < 1:
-            raise InvalidInputError("k", "an integer >= 1 or 'auto'", repr(config.k))
-        return int(config.k), config.weights or "uniform", None
+def _select(dataset: Dataset, config: KnnConfig, *, progress: bool) -> tuple[int, str, str, CVResult | None]:
+    auto_k = config.k == "auto"
+    if not auto_k and (isinstance(config.k, str) or config.k < 1):
+        raise InvalidInputError("k", "an integer >= 1 or 'auto'", repr(config.k))
+    auto_preprocess = config.preprocess == "auto"
+    if not auto_preprocess:
+        parse_knn_preprocess(config.preprocess)  # refuse a bad spec before any work
+    if not (auto_k or auto_preprocess):
+        return int(config.k), config.weights or "uniform", config.preprocess, None
+    if config.weights:
+        weights: tuple[str, ...] = (config.weights,)
+    else:
+        weights = ("uniform", "distance") if auto_k else ("uniform",)
+    dim = int(np.prod(dataset.image_shape))
+    candidates = tuple(c for c in AUTO_CANDIDATES if _fits(c, dim)) if auto_preprocess else (config.preprocess,)
     cv = cross_validate_k(
         dataset.x_train,
         dataset.y_train,
         n_classes=dataset.n_classes,
-        ks=config.cv_ks,
-        weights=(config.weights,) if config.weights else ("uniform", "distance"),
+        ks=config.cv_ks if auto_k else (int(config.k),),
+        weights=weights,
+        preprocess=candidates,
         metric=config.metric,
         folds=config.cv_folds,
         tie_break=config.tie_break,
         progress=progress,
     )
-    return cv.best.k, cv.best.weights, cv
+    return cv.best.k, cv.best.weights, cv.best.preprocess, cv
+
+
+def _fits(spec: str, dim: int) -> bool:
+    """Whether a preprocessing candidate applies to inputs of ``dim`` features (PCA must reduce)."""
+    config = parse_knn_preprocess(spec)
+    return config is None or config.pca_dim is None or config.pca_dim < dim
+
+
+def train_linear_head(dataset: Dataset, config: LinearConfig, *, progress: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Fit the linear head, choosing learning rate and λ on a validation split carved from the training split.
+
+    Returns the fitted ``LinearClassifier`` and metrics: test accuracy, seconds, the search table.
+    """
+    from knnserve.linear import tune_linear_classifier
+
+    if config.loss not in LINEAR_LOSSES[:-1]:
+        raise InvalidInputError("linear", "softmax or svm", repr(config.loss))
+    started = time.perf_counter()
+    head, search = tune_linear_classifier(
+        dataset.x_train,
+        dataset.y_train,
+        loss=config.loss,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        verbose=progress,
+    )
+    metrics: dict[str, Any] = {
+        "linear_loss": config.loss,
+        "linear_seconds": round(time.perf_counter() - started, 3),
+        "linear_search": search.to_dict(),
+    }
+    if dataset.x_test.shape[0]:
+        metrics["linear_test_accuracy"] = float(head.score(dataset.x_test, dataset.y_test))
+    return head, metrics
+
+
+def train_model(
+    dataset: Dataset,
+    knn: KnnConfig = KnnConfig(),
+    linear: LinearConfig = LinearConfig(),
+    *,
+    progress: bool = False,
+) -> TrainResult:
+    """The whole pipeline behind ``knnserve train``: the k-NN index and, unless ``linear.loss`` is none, the head."""
+    result = train_knn(dataset, knn, progress=progress)
+    if linear.loss == "none":
+        return result
+    head, metrics = train_linear_head(dataset, linear, progress=progress)
+    return TrainResult(model=result.model.with_linear(head), metrics={**result.metrics, **metrics}, cv=result.cv)
 
 
 def save_trained(result: TrainResult, dataset: Dataset, out: str | Path, *, name: str, overwrite: bool = False) -> Manifest:

@@ -1,7 +1,9 @@
-"""Choosing k (and the vote weighting) by n-fold cross-validation on the training set only.
+"""Choosing k, the vote weighting and the preprocessing by n-fold cross-validation on the training set only.
 
-Each fold is searched once, exactly, at the largest candidate k; every (k, weights) candidate is
-then a vote over a prefix of those neighbours, so the cost is one search per fold whatever the grid.
+Each fold is searched once per preprocessing candidate, exactly, at the largest candidate k; every
+(k, weights) candidate is then a vote over a prefix of those neighbours, so the cost is one search
+per fold and preprocessing whatever the size of the (k, weights) grid. Preprocessing (PCA) is fitted
+on each training fold alone, so the held-out fold never leaks into it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from knnserve.errors import InvalidInputError
+from knnserve.features.knn_spec import knn_preprocess_name, parse_knn_preprocess
 from knnserve.model import KNNModel
 from knnserve.vote import check_weights, vote
 
@@ -23,11 +26,12 @@ DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
 
 @dataclass(frozen=True)
 class Candidate:
-    """Cross-validated accuracy of one (k, weights) setting: per fold, mean and standard deviation."""
+    """Cross-validated accuracy of one (k, weights, preprocess) setting: per fold, mean and standard deviation."""
 
     k: int
     weights: str
     fold_accuracies: tuple[float, ...]
+    preprocess: str = "raw"
 
     @property
     def mean(self) -> float:
@@ -41,12 +45,19 @@ class Candidate:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able record for the manifest."""
-        return {"k": self.k, "weights": self.weights, "mean": self.mean, "std": self.std, "folds": list(self.fold_accuracies)}
+        return {
+            "k": self.k,
+            "weights": self.weights,
+            "preprocess": self.preprocess,
+            "mean": self.mean,
+            "std": self.std,
+            "folds": list(self.fold_accuracies),
+        }
 
 
 @dataclass(frozen=True)
 class CVResult:
-    """All candidates and the chosen one (highest mean; ties go to the smaller k, then uniform)."""
+    """All candidates and the chosen one (highest mean; ties go to the smaller k, then uniform, then raw)."""
 
     candidates: tuple[Candidate, ...]
     best: Candidate
@@ -74,19 +85,21 @@ def cross_validate_k(
     n_classes: int | None = None,
     ks: tuple[int, ...] = DEFAULT_KS,
     weights: tuple[str, ...] = ("uniform", "distance"),
+    preprocess: tuple[str, ...] = ("raw",),
     metric: str = "l2",
     folds: int = 5,
     tie_break: str = "nearest",
     seed: int = 0,
     progress: bool = False,
 ) -> CVResult:
-    """Stratified n-fold CV of exact k-NN over ``ks`` × ``weights``; one exact search per fold.
+    """Stratified n-fold CV of exact k-NN over ``ks`` × ``weights`` × ``preprocess``.
 
     Parameters
     ----------
     x, y : training vectors (N, ...) and integer labels; the test split must not be passed here.
     ks : candidate neighbour counts; each must be below the size of a training fold.
     weights : candidate weightings (``uniform``, ``distance``).
+    preprocess : candidate k-NN preprocessing specs (``raw``, ``cosine``, ``pca:D``, ``pca:D+cosine``).
     folds : number of folds (default 5), stratified and shuffled with ``seed``.
     """
     if folds < 2:
@@ -95,6 +108,9 @@ def cross_validate_k(
         raise InvalidInputError("ks", "a non-empty list of integers >= 1", ks)
     for w in weights:
         check_weights(w)
+    configs = {knn_preprocess_name(parse_knn_preprocess(p)): parse_knn_preprocess(p) for p in preprocess}
+    if not configs:
+        raise InvalidInputError("preprocess", "at least one candidate", "none")
     y = np.asarray(y)
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     k_max = max(ks)
@@ -102,16 +118,26 @@ def cross_validate_k(
     if k_max > fold_size:
         raise InvalidInputError("ks", f"values up to {fold_size} (rows in a training fold)", k_max)
     started = time.perf_counter()
-    scores: dict[tuple[int, str], list[float]] = {(k, w): [] for k in sorted(ks) for w in weights}
+    scores: dict[tuple[str, int, str], list[float]] = {
+        (p, k, w): [] for p in configs for k in sorted(ks) for w in weights
+    }
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_rows, held_rows in tqdm(splitter.split(np.zeros(len(y)), y), total=folds, desc="cross-validate k", disable=not progress, leave=False):
-        model = KNNModel.fit(x[train_rows], y[train_rows], class_names=tuple(map(str, range(n_classes))), metric=metric)
-        distances, ids = model.search(model.prepare(x[held_rows]), k_max)
-        neighbor_labels = np.where(ids >= 0, model.labels[np.maximum(ids, 0)], -1)
-        truth = y[held_rows]
-        for k, w in scores:
-            predicted = vote(neighbor_labels[:, :k], distances[:, :k], n_classes, weights=w, tie_break=tie_break).predictions
-            scores[(k, w)].append(float(np.mean(predicted == truth)))
-    candidates = tuple(Candidate(k, w, tuple(acc)) for (k, w), acc in scores.items())
-    best = max(candidates, key=lambda c: (round(c.mean, 12), -c.k, c.weights == "uniform"))
+    splits = list(splitter.split(np.zeros(len(y)), y))
+    names = tuple(map(str, range(n_classes)))
+    with tqdm(total=folds * len(configs), desc="cross-validate", disable=not progress, leave=False) as bar:
+        for train_rows, held_rows in splits:
+            truth = y[held_rows]
+            for name, config in configs.items():
+                model = KNNModel.fit(x[train_rows], y[train_rows], class_names=names, metric=metric, preprocess=config)
+                distances, ids = model.search(model.prepare(x[held_rows]), k_max)
+                neighbor_labels = np.where(ids >= 0, model.labels[np.maximum(ids, 0)], -1)
+                for p, k, w in scores:
+                    if p == name:
+                        predicted = vote(
+                            neighbor_labels[:, :k], distances[:, :k], n_classes, weights=w, tie_break=tie_break
+                        ).predictions
+                        scores[(p, k, w)].append(float(np.mean(predicted == truth)))
+                bar.update(1)
+    candidates = tuple(Candidate(k, w, tuple(acc), p) for (p, k, w), acc in scores.items())
+    best = max(candidates, key=lambda c: (round(c.mean, 12), -c.k, c.weights == "uniform", c.preprocess == "raw"))
     return CVResult(candidates=candidates, best=best, folds=folds, metric=metric, seconds=time.perf_counter() - started)

@@ -12,15 +12,17 @@ def plot_cv_curve(result: CVResult, path: str | Path, *, title: str = "k-NN cros
     """Draw accuracy against k with ±1 std bands, mark the chosen setting, save as PNG."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for weights in sorted({c.weights for c in result.candidates}):
-        points = sorted((c for c in result.candidates if c.weights == weights), key=lambda c: c.k)
-        ks = [c.k for c in points]
+    series = sorted({(c.preprocess, c.weights) for c in result.candidates})
+    for i, (preprocess, weights) in enumerate(series):
+        points = sorted((c for c in result.candidates if (c.preprocess, c.weights) == (preprocess, weights)), key=lambda c: c.k)
+        # a small horizontal offset per series keeps overlapping error bars readable
+        ks = [c.k + (i - (len(series) - 1) / 2) * 0.12 for c in points]
         means = [c.mean * 100 for c in points]
         stds = [c.std * 100 for c in points]
-        ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=f"weights={weights}")
+        ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=f"{preprocess}, {weights}")
     best = result.best
     ax.scatter([best.k], [best.mean * 100], s=160, facecolors="none", edgecolors="red", zorder=5,
-               label=f"chosen: k={best.k}, {best.weights} ({best.mean:.2%} ± {best.std:.2%})")
+               label=f"chosen: k={best.k}, {best.preprocess}, {best.weights} ({best.mean:.2%} ± {best.std:.2%})")
     ax.set_xlabel("k (neighbours that vote)")
     ax.set_ylabel(f"{result.folds}-fold CV accuracy (%)")
     ax.set_title(f"{title} ({result.metric})")

@@ -59,3 +59,18 @@ def test_plot_is_a_png(data, tmp_path: Path) -> None:
     path = plot_cv_curve(result, tmp_path / "cv.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.as_dict()["best"]["k"] in (1, 3)
+
+
+def test_preprocessing_candidates_cost_one_search_each_per_fold(data, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    original = KNNModel.search
+
+    def counting(self, prepared, k, params=None):
+        calls.append(k)
+        return original(self, prepared, k, params)
+
+    monkeypatch.setattr(KNNModel, "search", counting)
+    result = cross_validate_k(*data, ks=(1, 5), folds=3, preprocess=("raw", "pca:4+cosine"))
+    assert calls == [5] * 6
+    assert {c.preprocess for c in result.candidates} == {"raw", "pca:4+cosine"}
+    assert len(result.candidates) == 2 * 2 * 2
