@@ -31,9 +31,10 @@ system-deps:
 		echo "note: apt-get unavailable; Fashion-MNIST will be downloaded on first use"; \
 	fi
 
+# Trains models/fashion-mnist/1 on first run (k and preprocessing by cross-validation, softmax head),
+# serves it on 127.0.0.1, classifies the whole test split through the client, reports, stops.
 demo: setup
-	$(BIN)/knnserve train --dataset fashion-mnist --index flat --k 5 --out $(MODELS)/fashion-mnist/1 --name fashion-mnist --overwrite
-	$(BIN)/knnserve info --model $(MODELS)/fashion-mnist/1
+	$(BIN)/knnserve demo --models $(MODELS)
 
 # KNNSERVE_REQUIRE_DATA=1: end-to-end tests fail instead of skipping when the dataset is missing.
 test: setup

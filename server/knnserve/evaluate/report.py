@@ -1,0 +1,336 @@
+"""Outputs of an evaluation: ``results.json`` (the schema in ``schema.py``) and ``report.md`` (tables and derived answers)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from knnserve.evaluate.schema import Results, RunRecord
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.md"
+RECALL_THRESHOLDS = (0.9, 0.95, 0.99)
+# "Same accuracy" for the memory question: within this many points of exact k-NN accuracy.
+ACCURACY_TOLERANCE_POINTS = 0.5
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, and the versions that shape the figures (FAISS build, numpy, Python)."""
+    import faiss
+    import numpy
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=10).stdout.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return {
+        "cpu": cpu,
+        "cores": cores,
+        "load_average_start": list(os.getloadavg()),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "faiss": faiss.__version__,
+        "faiss_compile_options": faiss.get_compile_options().strip(),
+        "numpy": numpy.__version__,
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(staging, 0o666 & ~_umask())  # mkstemp makes it private; outputs are ordinary files
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_results(out: Path, results: Results) -> Path:
+    """Write ``results.json`` atomically."""
+    path = out / RESULTS_FILE
+    _atomic_write(path, results.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_results(path: Path) -> Results:
+    """Read and validate a ``results.json``."""
+    return Results.model_validate_json(Path(path).read_text())
+
+
+# -- formatting --------------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
+
+
+def _pts(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:+.2f}"
+
+
+def _x(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value >= 100:
+        return f"{value:,.0f}x"
+    return f"{value:.1f}x" if value >= 10 else f"{value:.2f}x" if value >= 0.01 else f"{value:.2g}x"
+
+
+def _load(values: list[float] | None) -> str:
+    return "n/a" if not values else "/".join(f"{v:.2f}" for v in values)
+
+
+def _qps(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def _params(record: RunRecord) -> str:
+    names = {"nprobe": "nprobe", "ef_search": "efSearch"}
+    return " ".join(f"{names.get(k, k)}={v}" for k, v in sorted(record.params.items())) or "-"
+
+
+def _system(record: RunRecord) -> str:
+    where = record.transport if record.space == "raw" else f"{record.transport}, {record.space}"
+    return f"{record.system} ({where})"
+
+
+def _index(record: RunRecord) -> str:
+    if record.index is None:
+        return "-"
+    return f"`{record.index.get('factory', '')}`"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _qps_of(results: Results, system: str, mode: str) -> float | None:
+    for record in results.runs:
+        timing = getattr(record, mode)
+        if record.system == system and timing is not None:
+            return timing.qps
+    return None
+
+
+def _naive_qps(results: Results) -> float | None:
+    for record in results.runs:
+        if record.system == "naive" and record.single is not None:
+            return record.single.qps
+    return None
+
+
+def batch_table(results: Results) -> list[str]:
+    """Batch throughput rows, with speed ratios against the baselines that ran."""
+    sk, naive = _qps_of(results, "sklearn", "batch"), _naive_qps(results)
+    header = ["run", "system", "index", "params", "recall@k", "accuracy", "Δ acc (pts)", "QPS", "speedup vs exact"]
+    header += ["vs scikit-learn"] if sk else []
+    header += ["vs naive loop"] if naive else []
+    header += ["passes", "cores used", "Pareto"]
+    rows = []
+    for r in results.runs:
+        if r.batch is None:
+            continue
+        row = [r.run_id, _system(r), _index(r), _params(r), _f(r.recall), _pct(r.accuracy),
+               _pts(r.accuracy_delta), _qps(r.batch.qps), _x(r.batch.speedup)]
+        row += [_x(r.batch.qps / sk)] if sk else []
+        row += [_x(r.batch.qps / naive)] if naive else []
+        row += [str(r.batch.passes), _f(r.batch.cores_used, 2), "*" if r.pareto.get("batch") else ""]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def single_table(results: Results) -> list[str]:
+    """Single-query latency rows."""
+    header = ["run", "system", "index", "params", "recall@k", "p50 ms", "p95 ms", "p99 ms", "QPS", "speedup vs exact",
+              "queries x passes", "Pareto"]
+    rows = []
+    for r in results.runs:
+        if r.single is None:
+            continue
+        s = r.single
+        rows.append([r.run_id, _system(r), _index(r), _params(r), _f(r.recall), _f(s.p50_ms, 3),
+                     _f(s.p95_ms, 3), _f(s.p99_ms, 3), _qps(s.qps), _x(s.speedup), f"{s.queries} x {s.passes}",
+                     "*" if r.pareto.get("single") else ""])
+    return _table(header, rows)
+
+
+def memory_table(results: Results) -> list[str]:
+    """One row per built index: size, bytes per vector, compression against float32 vectors, build time."""
+    seen: set[str] = set()
+    rows = []
+    for r in results.runs:
+        if r.memory is None or r.index is None:
+            continue
+        key = f"{r.system}|{r.index.get('spec')}|{r.index.get('factory')}"
+        if key in seen:
+            continue
+        seen.add(key)
+        build = r.build
+        rows.append([f"{r.system} `{r.index.get('spec')}`", _index(r), str(r.index.get("storage", "")),
+                     f"{r.memory.bytes / 2**20:.2f} MiB", f"{r.memory.bytes_per_vector:.1f}", _x(r.memory.smaller_than_float32),
+                     _f(build.train_seconds if build else None, 2), _f(build.add_seconds if build else None, 2)])
+    return _table(["index", "factory", "storage", "serialized size", "bytes/vector", "smaller than float32 vectors",
+                   "train s", "add s"], rows)
+
+
+def derived_answers(results: Results) -> list[str]:
+    """Plain answers to the questions the run exists for, computed from the records."""
+    lines: list[str] = []
+    approx = [r for r in results.runs if r.transport == "in-process" and not r.exact and r.recall is not None]
+    for mode in ("batch", "single"):
+        ref = results.references.get(mode)
+        if ref is None:
+            continue
+        for threshold in RECALL_THRESHOLDS:
+            ok = [r for r in approx if r.recall >= threshold and getattr(r, mode) is not None]
+            if not ok:
+                lines.append(f"- {mode}: no approximate setting reached recall@k >= {threshold}.")
+                continue
+            best = max(ok, key=lambda r: getattr(r, mode).qps)
+            t = getattr(best, mode)
+            lines.append(
+                f"- {mode}, recall@k >= {threshold}: fastest is {best.run_id} `{best.label}` at {_qps(t.qps)} QPS, "
+                f"{_x(t.speedup)} the exact reference ({ref.label}, {_qps(ref.qps)} QPS); recall {best.recall:.4f}, "
+                f"accuracy {_pct(best.accuracy)} ({_pts(best.accuracy_delta)} pts vs exact)."
+            )
+    sized = [r for r in results.runs if r.memory is not None and r.accuracy_delta is not None and r.transport == "in-process"
+             and abs(r.accuracy_delta) * 100 <= ACCURACY_TOLERANCE_POINTS]
+    if sized:
+        small = min(sized, key=lambda r: r.memory.bytes)  # type: ignore[union-attr]
+        lines.append(
+            f"- Smallest index within {ACCURACY_TOLERANCE_POINTS} pts of exact accuracy: {small.run_id} `{small.label}`, "
+            f"{small.memory.bytes / 2**20:.2f} MiB ({small.memory.bytes_per_vector:.1f} B/vector, "  # type: ignore[union-attr]
+            f"{_x(small.memory.smaller_than_float32)} smaller than float32 vectors), accuracy {_pts(small.accuracy_delta)} pts."  # type: ignore[union-attr]
+        )
+    lines += overhead_lines(results)
+    return lines
+
+
+def overhead_lines(results: Results) -> list[str]:
+    """The harness's own overhead: knnserve's float32 exact Flat against a bare faiss IndexFlat, same run."""
+    bare = next((r for r in results.runs if r.system == "faiss"), None)
+    flat = next((r for r in results.runs if r.system == "knnserve" and r.transport == "in-process" and r.exact
+                 and r.index is not None and r.index.get("factory") == "Flat"), None)
+    lines = []
+    for mode in ("batch", "single"):
+        if bare is None or flat is None or getattr(bare, mode) is None or getattr(flat, mode) is None:
+            continue
+        ratio = getattr(flat, mode).qps / getattr(bare, mode).qps
+        lines.append(f"- Harness overhead ({mode}): knnserve Flat float32 runs at {ratio:.3f}x the QPS of bare faiss "
+                     f"({_qps(getattr(flat, mode).qps)} vs {_qps(getattr(bare, mode).qps)}).")
+    return lines
+
+
+def wire_table(results: Results) -> list[str]:
+    """In-process and gRPC figures side by side, for runs with the same factory and parameters."""
+    local = {(r.index.get("factory"), r.space, tuple(sorted(r.params.items()))): r for r in results.runs
+             if r.transport == "in-process" and r.system == "knnserve" and r.index}
+    rows = []
+    for r in results.runs:
+        if r.transport != "grpc" or r.index is None:
+            continue
+        twin = local.get((r.index.get("factory"), r.space, tuple(sorted(r.params.items()))))
+        rows.append([_index(r), _params(r), _f(r.recall), _qps(twin.batch.qps) if twin and twin.batch else "",
+                     _qps(r.batch.qps) if r.batch else "", _f(twin.single.p50_ms, 3) if twin and twin.single else "",
+                     _f(r.single.p50_ms, 3) if r.single else "", _qps(twin.single.qps) if twin and twin.single else "",
+                     _qps(r.single.qps) if r.single else ""])
+    return _table(["index", "params", "recall@k (gRPC)", "batch QPS in-process", "batch QPS gRPC", "p50 ms in-process",
+                   "p50 ms gRPC", "single QPS in-process", "single QPS gRPC"], rows) if rows else []
+
+
+def tuning_table(results: Results) -> list[str]:
+    """Target-recall tuning results."""
+    rows = [[f"`{t.index.get('factory')}`", t.parameter, f"{t.target_recall}", "" if t.value is None else str(t.value),
+             _f(t.recall), f"{t.held_out_queries} held out, index of {t.index_rows}",
+             ", ".join(f"{int(e['value'])}:{e['recall']:.4f}" for e in t.evaluations), t.written_to or "", t.note]
+            for t in results.tuning]
+    return _table(["index", "parameter", "target recall@k", "smallest value", "recall there", "queries",
+                   "evaluations (value:recall)", "default written to", "note"], rows)
+
+
+def render_report(results: Results, plots: list[str]) -> str:
+    """The markdown report."""
+    s, d, m, g = results.settings, results.dataset, results.machine, results.ground_truth
+    lines = [
+        f"# knnserve evaluate: {d['name']} ({results.created_at:%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"- command: `{' '.join(results.command)}`",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}; Python {m['python']}, faiss {m['faiss']} "
+        f"({m['faiss_compile_options']}), numpy {m['numpy']}",
+        f"- load average (1/5/15 min) at start {_load(m.get('load_average_start'))}, at end {_load(m.get('load_average_end'))}; "
+        "'cores used' in the batch table is CPU seconds per wall second: below the thread count, other processes "
+        "took CPU from that setting",
+        f"- data: {d['n_train']} base rows x {d['dim']} ({d['dtype']}), {d['n_queries']} queries from {d['n_test']} test rows; "
+        f"checksum {d['checksum'][:16]}…",
+        f"- search: k={s['k']}, metric {s['metric']}; vote for accuracy: k={s['vote_k']}, {s['weights']}, tie-break {s['tie_break']}",
+        f"- ground truth: {g['method']}; {'read from cache' if g['cached'] else 'computed'} in {g['seconds']:.1f} s",
+        f"- exact k-NN accuracy: **{_pct(results.exact_accuracy)}**",
+        *[f"- feature space `{key}` (bundle runs are scored against exact search in it): {space['description']}; "
+          f"exact k-NN accuracy there {_pct(space['exact_accuracy'])}"
+          for key, space in results.spaces.items() if key != "raw"],
+        f"- recall@k: {s['recall_rule']}",
+        f"- batch mode: all queries in one call, {s['threads'] or 'all'} FAISS threads, up to {s['repeats']} passes after a "
+        f"warm-up (no new pass once {s['max_run_seconds']:.0f} s are spent), median pass reported",
+        f"- single-query mode: one query per call, 1 FAISS thread, {s['single_queries']} queries ({s['exact_single_queries']} "
+        f"for exact indexes), up to {s['repeats']} passes; percentiles over all calls, QPS of the median pass",
+    ]
+    for mode, ref in results.references.items():
+        if ref is not None:
+            lines.append(f"- speedup reference ({mode}): {ref.run_id} {ref.label}, {_qps(ref.qps)} QPS (fastest exact in-process search)")
+    lines += ["", "## Answers", ""] + derived_answers(results)
+    lines += ["", "## Batch throughput", ""] + batch_table(results)
+    lines += ["", "## Single-query latency", ""] + single_table(results)
+    lines += ["", "## Memory and build time", ""] + memory_table(results)
+    if wire := wire_table(results):
+        lines += ["", "## In-process vs over the wire", ""] + wire
+    if results.tuning:
+        lines += ["", "## Target-recall tuning", ""] + tuning_table(results)
+    notes = [f"- {r.run_id} {r.label}: {note}" for r in results.runs for note in r.notes]
+    if notes:
+        lines += ["", "## Notes", ""] + notes
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, results: Results, plots: list[str]) -> Path:
+    """Write ``report.md`` atomically."""
+    path = out / REPORT_FILE
+    _atomic_write(path, render_report(results, plots))
+    return path
+
+
+def summary_lines(results: Results, out: Path) -> list[str]:
+    """What the CLI prints at the end: exact accuracy, the derived answers, and where the outputs are."""
+    lines = [f"exact k-NN accuracy: {_pct(results.exact_accuracy)} on {results.dataset['n_queries']} queries"]
+    lines += derived_answers(results)
+    lines.append(f"wrote {out / RESULTS_FILE} and {out / REPORT_FILE}")
+    return lines

@@ -1,0 +1,1 @@
+"""gRPC service: servicer, server bootstrap, batching, errors -> status, auth, metrics, model registry."""

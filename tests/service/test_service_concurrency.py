@@ -1,0 +1,72 @@
+"""Many concurrent callers: answers identical to in-process predictions, and batching really merges."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from knnserve.service.config import BatchConfig
+from knnserve_client import Client
+
+
+def batch_stats(server) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(FAISS searches, requests merged into them) over all models, from the metrics registry."""
+    registry = server.metrics.registry
+    searches = sum(registry.get_sample_value("knnserve_batch_requests_count", {"model": m}) or 0 for m in ("blobs:2", "hnsw:1"))
+    merged = sum(registry.get_sample_value("knnserve_batch_requests_sum", {"model": m}) or 0 for m in ("blobs:2", "hnsw:1"))
+    return searches, merged
+
+
+@pytest.mark.parametrize("batching", [True, False], ids=["batching-on", "batching-off"])
+def test_many_threads_get_in_process_answers(start_server, models, batching: bool) -> None:
+    server, target = start_server(
+        batching=BatchConfig(enabled=batching, max_rows=64, max_wait_us=5000, adaptive=False)
+    )
+    x = models.blobs2.x_query  # 64 rows
+    expected = models.blobs_v2.classify(x)
+    sizes = [1, 1, 2, 3, 1, 5]
+
+    def work(worker: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        out = []
+        with Client(target, timeout=20) as client:
+            for i in range(6):
+                start = (worker * 7 + i * 5) % 58
+                size = sizes[(worker + i) % len(sizes)]
+                result = client.classify("blobs", x[start : start + size], return_neighbors=True)
+                out.append((start, result.knn.predictions, result.neighbors.ids))
+        return out
+
+    with ThreadPoolExecutor(16) as pool:
+        results = [item for chunk in pool.map(work, range(16)) for item in chunk]
+    assert len(results) == 96
+    for start, predictions, ids in results:
+        n = len(predictions)
+        np.testing.assert_array_equal(predictions, expected.predictions[start : start + n])
+        np.testing.assert_array_equal(ids, expected.ids[start : start + n])
+    searches, merged = batch_stats(server)
+    if batching:
+        assert merged == 96 and searches < 96, "concurrent requests should share FAISS searches"
+    else:
+        assert searches == 0  # no batcher at all
+
+
+def test_hnsw_requests_with_different_k_share_a_batch_and_stay_exact(start_server, models) -> None:
+    """Equal HNSW beams (k <= efSearch) may share a search at the largest k: same answers as alone."""
+    server, target = start_server(batching=BatchConfig(max_rows=256, max_wait_us=20000, adaptive=False))
+    x = models.hnsw_data.x_query[:32]
+    ks = [1, 3, 5, 9]
+    expected = {k: models.hnsw.classify(x, k=k) for k in ks}
+
+    def work(i: int) -> tuple[int, int, np.ndarray]:
+        k = ks[i % len(ks)]
+        with Client(target, timeout=20) as client:
+            return i, k, client.classify("hnsw", x[i : i + 1], k=k, return_neighbors=True).neighbors.ids
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(work, range(32)))
+    for i, k, ids in results:
+        np.testing.assert_array_equal(ids, expected[k].ids[i : i + 1])
+    searches, merged = batch_stats(server)
+    assert merged == 32 and searches < 32
