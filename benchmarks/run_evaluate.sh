@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exact vs approximate k-NN search on Fashion-MNIST (60k base rows, 10k test queries, k=10), with
 # knnserve's evaluation harness. Writes benchmarks/results/evaluate-fashion-mnist-DATE/:
-#   sweep/    Flat (float32 and raw uint8), IVF at two nlist, IVF-PQ, HNSW32; baselines; batch and single-query
+#   sweep/    Flat (float32 and raw uint8 bytes), IVF at two nlist, IVF-PQ, HNSW32; baselines; batch and single-query
 #   serving/  a trained bundle (PCA-128 + cosine, HNSW32) in-process and served over gRPC, side by
 #             side, and target-recall tuning written into that bundle as its default
 #   lscpu.txt the machine
@@ -28,11 +28,12 @@ mkdir -p "$OUT"
 lscpu > "$OUT/lscpu.txt"
 
 if [ "$PART" = sweep ] || [ "$PART" = all ]; then
-  # flat@float32 first, so it is timed right after the bare-faiss yardstick it is compared with.
+  # flat (float32, BLAS) first: the bare-faiss yardstick is timed interleaved with it on the same index.
+  # flat@uint8: the same exact search over raw bytes (SQ8_direct): 4x smaller, no BLAS.
   # PQ56np: FAISS's factory trains IVF-PQ codes for polysemous search unless told "np"; knnserve never
   # searches that way, and the training took 76-175 s of this run's budget (16 s without it). Same codes size.
   "$KNNSERVE" evaluate --dataset fashion-mnist --no-download \
-    --index flat@float32 --index flat --index IVF256,Flat --index IVF1024,Flat --index IVF1024,PQ56np --index hnsw \
+    --index flat --index flat@uint8 --index IVF256,Flat --index IVF1024,Flat --index IVF1024,PQ56np --index hnsw \
     --sweep nprobe=1,2,4,8,16,32,64 --sweep efSearch=16,24,32,48,64,128 \
     --k 10 --vote-k 5 --mode both --single-queries 1000 --exact-single-queries 500 --repeats 3 --max-run-seconds 40 \
     --baseline faiss --baseline sklearn --baseline matmul --baseline naive --naive-queries 20 \

@@ -169,8 +169,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     _add_dataset_args(parser)
     parser.add_argument("--index", default="flat", help=f"{', '.join(ALIASES)} or a FAISS factory string (default: flat)")
     parser.add_argument("--metric", choices=METRICS, default="l2", help="distance (default: l2)")
-    parser.add_argument("--storage", choices=("auto", "float32"), default="auto",
-                        help="auto keeps uint8 pixels as raw bytes where exact (L2); float32 builds the spec as written")
+    parser.add_argument("--storage", choices=("auto", "uint8", "float32"), default="auto",
+                        help="auto keeps uint8 pixels as raw bytes (exact, L2) in IVF lists and HNSW, float32 for Flat "
+                             "(fast BLAS batch search); uint8 uses raw bytes for Flat too (4x less memory, slower in "
+                             "batch); float32 builds the spec as written (default: auto)")
     _add_search_args(parser, training=True)
     parser.add_argument("--preprocess", default="auto",
                         help="k-NN preprocessing: raw, cosine, pca:D, pca:D+cosine, or auto to choose between raw and "
@@ -437,16 +439,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    from knnserve.evaluate.config import BASELINES, MODES
+    from knnserve.evaluate.config import BASELINES, MODES, STORAGES
 
     parser = sub.add_parser("evaluate", parents=[common_options()],
                             help="exact vs approximate search: recall@k, accuracy, latency, QPS, memory; writes results.json, report.md, plots")
     _add_dataset_args(parser)
     parser.add_argument("--index", action="append", default=[], metavar="SPEC[@STORAGE]",
                         help=f"index to build and measure (repeatable): {', '.join(ALIASES)} or a FAISS factory string; "
-                             "@float32 stores uint8 pixels as float32 instead of raw bytes")
-    parser.add_argument("--storage", choices=("auto", "float32"), default="auto",
-                        help="storage of --index specs without @STORAGE (default: auto: uint8 pixels as raw bytes where exact)")
+                             f"@STORAGE ({', '.join(STORAGES)}) as in `knnserve train --storage`, e.g. flat@uint8")
+    parser.add_argument("--storage", choices=STORAGES, default="auto",
+                        help="storage of --index specs without @STORAGE, as in `knnserve train --storage` (default: auto)")
     parser.add_argument("--bundle", action="append", type=Path, default=[], metavar="BUNDLE",
                         help="also evaluate a trained bundle as it is, in its own feature space (its k-NN preprocessing), "
                              "at the sweep of its index kind; with --server, the bundle the server serves (repeatable)")

@@ -266,7 +266,9 @@ class KNNModel:
         if x.dtype.kind not in "uif":
             raise InvalidInputError("dtype", "uint8 or float32", str(x.dtype))
         if x.shape[1:] != self.input_shape and x.shape[1:] != (self.dim,):
-            expected = f"(n, {', '.join(map(str, self.input_shape))}) or (n, {self.dim})"
+            expected = f"(n, {', '.join(map(str, self.input_shape))})"
+            if len(self.input_shape) > 1:
+                expected += f" or (n, {self.dim})"
             raise InvalidInputError("shape", expected, str(tuple(x.shape)))
         rows = np.ascontiguousarray(x.reshape(x.shape[0], self.dim), dtype=np.float32)
         if x.dtype.kind == "f" and not np.isfinite(rows).all():

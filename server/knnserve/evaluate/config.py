@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knnserve.errors import InvalidInputError
+from knnserve.index.spec import STORAGES
 
 MODES: tuple[str, ...] = ("batch", "single", "both")
 BASELINES: tuple[str, ...] = ("faiss", "sklearn", "naive", "matmul")
-STORAGES: tuple[str, ...] = ("auto", "float32")
 # Sweep names a user may write, mapped to the SearchParams field they set.
 SWEEP_NAMES: dict[str, str] = {"nprobe": "nprobe", "efSearch": "ef_search", "ef_search": "ef_search"}
 # Which index kind (ResolvedSpec.kind) each search parameter applies to.
@@ -38,7 +38,7 @@ class Sweep:
 
 
 def parse_index_request(text: str, default_storage: str = "auto") -> IndexRequest:
-    """Parse ``SPEC`` or ``SPEC@STORAGE`` (storage ``auto`` or ``float32``); FAISS specs never contain ``@``."""
+    """Parse ``SPEC`` or ``SPEC@STORAGE`` (storage ``auto``, ``uint8`` or ``float32``); FAISS specs never contain ``@``."""
     spec, _, storage = text.strip().partition("@")
     storage = storage.strip() or default_storage
     if not spec.strip():

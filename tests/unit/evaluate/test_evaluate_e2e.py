@@ -12,14 +12,15 @@ from knnserve.evaluate import EvaluateConfig, IndexRequest, parse_sweep, run_eva
 @pytest.mark.e2e
 def test_fashion_mnist_exact_and_ivf(fashion_mnist: object, tmp_path: Path) -> None:
     config = EvaluateConfig(
-        out=tmp_path / "out", dataset="fashion-mnist", download=False, queries=300, mode="batch", repeats=1,
-        indexes=(IndexRequest("flat"), IndexRequest("IVF256,Flat")), sweeps=(parse_sweep("nprobe=1,256"),),
+        out=tmp_path / "out", dataset="fashion-mnist", download=False, queries=60, mode="batch", repeats=1,
+        indexes=(IndexRequest("flat", "uint8"), IndexRequest("IVF64,Flat", "float32")), sweeps=(parse_sweep("nprobe=1,8"),),
         cache_dir=tmp_path / "cache", progress=False,
     )
     results = run_evaluate(config)
-    flat, ivf1, ivf_all = results.runs
+    flat, ivf1, ivf8 = results.runs
+    # raw uint8 bytes (SQ8_direct) are exact on real pixels: recall 1 against the float64 re-ranked truth
     assert flat.exact and flat.recall == 1.0 and flat.index is not None and flat.index["factory"] == "SQ8_direct"
-    assert ivf_all.recall == 1.0 and ivf_all.accuracy == flat.accuracy  # nprobe = nlist is exhaustive
-    assert ivf1.recall is not None and 0.3 < ivf1.recall < 1.0
-    assert 0.80 < results.exact_accuracy < 0.90  # raw-pixel k-NN on Fashion-MNIST is about 85%
+    assert ivf1.index is not None and ivf1.index["factory"] == "IVF64,Flat"
+    assert ivf1.recall is not None and ivf8.recall is not None and 0.2 < ivf1.recall < ivf8.recall <= 1.0
+    assert 0.70 < results.exact_accuracy < 0.97  # raw-pixel k-NN on Fashion-MNIST is about 85% (60 queries here)
     assert results.dataset["n_train"] == 60000 and results.dataset["dim"] == 784

@@ -34,7 +34,7 @@ def _exact_knn_accuracy(npz: Path, k: int) -> float:
 def test_evaluation_writes_valid_outputs_and_exact_flat_has_recall_one(fast_config: EvaluateConfig) -> None:
     config = replace(
         fast_config,
-        indexes=(IndexRequest("flat"), IndexRequest("flat", "float32"), IndexRequest("IVF8,Flat"), IndexRequest("hnsw")),
+        indexes=(IndexRequest("flat", "uint8"), IndexRequest("flat", "float32"), IndexRequest("IVF8,Flat"), IndexRequest("hnsw")),
         sweeps=(parse_sweep("nprobe=1,8,64"), parse_sweep("efSearch=10,40")),
         baselines=("faiss",),
     )
