@@ -65,7 +65,10 @@ def ensure_bundle(
     heads = "k-NN index and linear head" if linear else "k-NN index"
     print(f"training a bundle ({heads}, index {index}) on {dataset.name} into {target} ...", file=out, flush=True)
     result = train_model(
-        dataset, KnnConfig(index=index), LinearConfig(loss="softmax" if linear else "none"), progress=progress
+        dataset,
+        KnnConfig(index=index, k="auto", preprocess="auto"),
+        LinearConfig(loss="softmax" if linear else "none"),
+        progress=progress,
     )
     save_trained(result, dataset, target, name=name)
     return target, True
