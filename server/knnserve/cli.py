@@ -427,6 +427,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         queries=args.queries, mode=args.mode, single_queries=args.single_queries,
         exact_single_queries=args.exact_single_queries, repeats=args.repeats, max_run_seconds=args.max_run_seconds,
         threads=args.threads, server=args.server, model=args.model, server_timeout=args.server_timeout,
+        server_tls=_client_tls(args), server_token=_token(args),
         baselines=tuple(dict.fromkeys(args.baseline)), naive_queries=args.naive_queries,
         target_recall=args.target_recall, tune_queries=args.tune_queries, write_default=args.write_default,
         recall_epsilon=args.recall_epsilon, cache_dir=args.cache_dir, use_cache=not args.no_cache, seed=args.seed,
@@ -473,6 +474,10 @@ def _add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--server", default=None, help="HOST:PORT of a knnserve server: also measure --model over gRPC")
     parser.add_argument("--model", default=None, help="served model name (with --server)")
     parser.add_argument("--server-timeout", type=float, default=120.0, help="seconds per gRPC call (default: 120)")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--tls", action="store_true", help="with --server: TLS with the system's root certificates")
+    tls.add_argument("--tls-ca", type=Path, default=None, help="with --server: TLS, trusting this PEM root certificate")
+    _add_token_args(parser)
     parser.add_argument("--baseline", action="append", choices=BASELINES, default=[],
                         help="also measure: faiss (bare IndexFlat), sklearn (brute, child process), naive (per-row numpy loop), "
                              "matmul (float32 GEMM bound) (repeatable)")

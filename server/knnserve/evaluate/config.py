@@ -84,6 +84,8 @@ class EvaluateConfig:
         starts once their total exceeds ``max_run_seconds`` (slow settings are timed fewer times).
     threads : FAISS threads in batch mode (None: one per core).
     server, model, server_timeout : ``--server`` mode: also measure a served model through the gRPC client.
+    server_tls, server_token : TLS (False, True for the system roots, or a PEM root certificate path)
+        and bearer token for that client.
     baselines : any of ``faiss`` (bare IndexFlat search), ``sklearn``, ``naive``, ``matmul``.
     naive_queries : rows the per-row numpy loop runs on (its time is extrapolated).
     target_recall, tune_queries, write_default : tuning of nprobe/efSearch on held-out training rows.
@@ -115,6 +117,8 @@ class EvaluateConfig:
     server: str | None = None
     model: str | None = None
     server_timeout: float = 120.0
+    server_tls: bool | Path = False
+    server_token: str | None = field(default=None, repr=False)
     baselines: tuple[str, ...] = ()
     naive_queries: int = 20
     target_recall: float | None = None
@@ -212,6 +216,11 @@ def command_line(config: EvaluateConfig) -> list[str]:
         words += ["--sweep", f"{_SWEEP_FLAG_NAMES[sweep.parameter]}={','.join(map(str, sweep.values))}"]
     for baseline in config.baselines:
         words += ["--baseline", baseline]
+    if config.server_tls is True:
+        words.append("--tls")
+    elif config.server_tls:
+        words += ["--tls-ca", str(config.server_tls)]
+    # A bearer token is a secret: never recorded (pass --token-file / --token-env again to rerun).
     for flag, on in (("--no-cache", not config.use_cache), ("--save-raw", config.save_raw), ("--no-progress", not config.progress)):
         if on:
             words.append(flag)

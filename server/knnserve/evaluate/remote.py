@@ -82,11 +82,20 @@ def evaluate_server(workload: Workload, config: EvaluateConfig, space: FeatureSp
     Queries travel in their own dtype (uint8 pixels stay bytes). Batch mode sends all queries in
     one client call (the client splits them under the server's limits); single mode one row a call.
     """
+    from knnserve_client import KnnServeClientError
+
+    try:
+        return _evaluate_server(workload, config, space)
+    except KnnServeClientError as exc:  # the CLI reports knnserve errors as one line, not a traceback
+        raise KnnServeError(f"--server {config.server}, model {config.model!r}: {exc}") from exc
+
+
+def _evaluate_server(workload: Workload, config: EvaluateConfig, space: FeatureSpace) -> list[RunOutput]:
     from knnserve_client import Client
 
     assert config.server is not None and config.model is not None
     runs: list[RunOutput] = []
-    with Client(config.server, timeout=config.server_timeout) as client:
+    with Client(config.server, timeout=config.server_timeout, tls=config.server_tls, token=config.server_token) as client:
         info = client.model(config.model)
         _check_model(info, workload, space)
         first = client.search(config.model, workload.queries[:CHECK_ROWS], version=info.version, k=config.search_k)

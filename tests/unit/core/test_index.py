@@ -20,6 +20,7 @@ def test_alias_sizes_follow_the_data() -> None:
     assert pq_shape(784, 60000) == (56, 8)
     m, nbits = pq_shape(64, 3000)
     assert 64 % m == 0 and nbits < 8
+    assert resolve_spec("ivfpq", n=60000, d=784).factory == "IVF980,PQ56x8np"
     spec = resolve_spec("hnsw", n=5000, d=32)
     assert spec.factory == "HNSW32" and spec.build_params["efConstruction"] > 40
 

@@ -96,3 +96,25 @@ def test_outputs_are_ordinary_readable_files(pixel_npz: Path, tmp_path: Path) ->
                  "--no-cache", "--no-progress", "--out", str(out)]) == 0
     for name in ("results.json", "report.md"):
         assert (out / name).stat().st_mode & 0o044 == 0o044  # group and others may read, as with any output
+
+
+def test_server_mode_sends_the_token_and_reports_auth_failures_as_knnserve_errors(fast_config: EvaluateConfig,
+                                                                                  tmp_path: Path) -> None:
+    from knnserve.errors import KnnServeError
+    from knnserve.service.config import ServeConfig
+    from knnserve.service.server import KnnServer
+
+    dataset = load_dataset(data_dir=fast_config.data_dir)
+    KNNModel.fit(dataset.x_train, dataset.y_train).save(tmp_path / "served", name="pixels")
+    server = KnnServer(ServeConfig(model_dir=tmp_path / "served", port=0, grace_s=1.0, token="s3cret"))
+    port = server.start()
+    try:
+        server.load_models()
+        config = replace(fast_config, indexes=(), mode="batch", server=f"127.0.0.1:{port}", model="pixels")
+        with pytest.raises(KnnServeError, match="UNAUTHENTICATED"):
+            run_evaluate(config)
+        results = run_evaluate(replace(config, server_token="s3cret"))
+    finally:
+        server.stop(0)
+    assert [r.recall for r in results.runs] == [1.0]
+    assert "s3cret" not in " ".join(results.command)

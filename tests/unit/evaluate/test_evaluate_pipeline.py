@@ -83,8 +83,10 @@ def test_evaluation_writes_valid_outputs_and_exact_flat_has_recall_one(fast_conf
 def test_batch_only_mode_has_no_latency_and_the_cache_is_reused(fast_config: EvaluateConfig) -> None:
     config = replace(fast_config, mode="batch", queries=50)
     first = run_evaluate(config)
-    second = run_evaluate(replace(config, out=config.out.parent / "out2"))
+    second = run_evaluate(replace(config, out=config.out.parent / "out2", save_raw=True))
     assert not first.ground_truth["cached"] and second.ground_truth["cached"]
+    with np.load(config.out.parent / "out2" / "raw" / "r00.npz") as raw:  # --save-raw: the neighbours scored
+        assert raw["ids"].shape == (50, 10) and raw["distances"].shape == (50, 10)
     assert first.dataset["n_queries"] == 50
     assert all(r.single is None and r.batch is not None for r in second.runs)
     assert second.exact_accuracy == first.exact_accuracy
