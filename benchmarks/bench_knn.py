@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -62,18 +61,13 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> t
 
 
 def machine() -> str:
-    """CPU model and core count, for the result file."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    """CPU model, usable cores, Python and the OpenBLAS kernels each loaded BLAS picked, for the result file."""
     from threadpoolctl import threadpool_info
 
+    from knnserve.machine import cpu_model, usable_cores
+
     blas = ", ".join(f"{Path(i['filepath']).name.split('-')[0]}: {i.get('architecture')}" for i in threadpool_info() if i["user_api"] == "blas")
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}; OpenBLAS kernels {blas}"
+    return f"{cpu_model()}, {usable_cores()} cores, Python {platform.python_version()}; OpenBLAS kernels {blas}"
 
 
 def run_sklearn_child(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, k: int, repeats: int) -> tuple[float, np.ndarray]:

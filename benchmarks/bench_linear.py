@@ -59,15 +59,10 @@ print(json.dumps(out))
 
 
 def machine() -> str:
-    """CPU model name and core count from lscpu, plus the platform."""
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    """CPU model name and usable cores, plus the platform."""
+    from knnserve.machine import cpu_model, usable_cores
+
+    return f"{cpu_model()}, {usable_cores()} cores, {platform.system()} {platform.release()}"
 
 
 def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -193,16 +193,9 @@ def load(target: str, model: str, x: np.ndarray, clients: int, *, warmup: float,
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0))
-    return (f"{cpu}, {cores} cores available, Python {platform.python_version()}, faiss {faiss.__version__}, "
+    from knnserve.machine import cpu_model, usable_cores
+
+    return (f"{cpu_model()}, {usable_cores()} cores available, Python {platform.python_version()}, faiss {faiss.__version__}, "
             f"grpcio {grpc.__version__}, {platform.system()} {platform.release()}")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,11 @@ def machine_info() -> dict[str, Any]:
     import faiss
     import numpy
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=10).stdout.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
+    from knnserve.machine import cpu_model, usable_cores
+
     return {
-        "cpu": cpu,
-        "cores": cores,
+        "cpu": cpu_model(),
+        "cores": usable_cores(),
         "load_average_start": list(os.getloadavg()),
         "platform": platform.platform(),
         "python": platform.python_version(),
