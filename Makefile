@@ -11,10 +11,12 @@ MODELS ?= models
 
 .PHONY: setup system-deps demo test clean
 
-$(STAMP): pyproject.toml
+# The server (.) depends on the client distribution (./client), which holds the wire package: both
+# are named here so pip takes knnserve-client from this checkout.
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP) system-deps

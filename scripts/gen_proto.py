@@ -1,4 +1,4 @@
-"""Generate the Python protobuf/gRPC modules from proto/ into server/knnserve/v1/ (or check they are current).
+"""Generate the Python protobuf/gRPC modules from proto/ into the client's wire package (or check they are current).
 
 Usage::
 
@@ -6,63 +6,85 @@ Usage::
     .venv/bin/python scripts/gen_proto.py --check   # exit 1 if the committed modules are stale
 
 grpcio-tools is a development dependency only: the generated modules are committed, and at run
-time only ``protobuf`` and ``grpcio`` are needed. The modules land at ``knnserve.v1`` because protoc
-derives a module's path from its .proto path (``knnserve/v1/*.proto``) and the generated ``_grpc``
-modules import their ``_pb2`` siblings by that absolute name.
+time only ``protobuf`` and ``grpcio`` are needed. Both ends import them from
+``knnserve_client.wire`` (the client distribution), so each proto package maps to a sub-package
+there (``knnserve/v1/*.proto`` -> ``knnserve_client/wire/v1/``). protoc writes imports by the proto
+path (``from knnserve.v1 import tensor_pb2``); within one package they are rewritten to relative
+imports (``from . import tensor_pb2``), the same rewrite the protoletariat tool makes. The
+descriptors keep their proto paths, so reflection and other languages see the same contract.
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
-PACKAGE_DIR = Path("knnserve") / "v1"
-OUT_ROOT = ROOT / "server"
-INIT_TEXT = '"""Generated protobuf and gRPC modules of the knnserve.v1 wire contract (scripts/gen_proto.py; do not edit)."""\n'
+WIRE_DIR = ROOT / "client" / "knnserve_client" / "wire"
+# proto package folder (relative to proto/) -> sub-package of knnserve_client.wire
+PACKAGES: dict[str, str] = {"knnserve/v1": "v1"}
+INIT_TEXT = '"""Generated protobuf and gRPC modules of the {package} wire contract (scripts/gen_proto.py; do not edit)."""\n'
 
 
 def proto_files() -> list[Path]:
-    """The .proto sources, relative to proto/, sorted."""
-    return sorted(path.relative_to(PROTO_ROOT) for path in (PROTO_ROOT / PACKAGE_DIR).glob("*.proto"))
+    """The .proto sources of every mapped package, relative to proto/, sorted."""
+    return sorted(path.relative_to(PROTO_ROOT) for folder in PACKAGES for path in (PROTO_ROOT / folder).glob("*.proto"))
 
 
-def generate(out_root: Path) -> list[Path]:
-    """Run protoc (from grpcio-tools) into ``out_root``; return the generated files relative to it."""
+def _relative_imports(text: str, proto_package: str) -> str:
+    """Rewrite ``from knnserve.v1 import x`` (the proto path as a module path) to ``from . import x``."""
+    dotted = re.escape(proto_package.replace("/", "."))
+    return re.sub(rf"^from {dotted} import ", "from . import ", text, flags=re.MULTILINE)
+
+
+def generate(out_dir: Path) -> list[Path]:
+    """Run protoc (from grpcio-tools) and lay the modules out under ``out_dir`` as the wire package has them.
+
+    Returns the generated files relative to ``out_dir``.
+    """
     try:
         from grpc_tools import protoc
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise SystemExit("grpcio-tools is not installed: pip install 'grpcio-tools>=1.85,<1.86'") from exc
+        raise SystemExit("grpcio-tools is not installed: pip install 'grpcio-tools>=1.85,<2'") from exc
     sources = proto_files()
     if not sources:
-        raise SystemExit(f"no .proto files under {PROTO_ROOT / PACKAGE_DIR}")
+        raise SystemExit(f"no .proto files under {PROTO_ROOT}")
     # grpc_tools ships the well-known types (google/protobuf/*.proto) as package data.
     well_known = Path(protoc.__file__).resolve().parent / "_proto"
-    out_root.mkdir(parents=True, exist_ok=True)
-    args = [
-        "grpc_tools.protoc",
-        f"-I{PROTO_ROOT}",
-        f"-I{well_known}",
-        f"--python_out={out_root}",
-        f"--pyi_out={out_root}",
-        f"--grpc_python_out={out_root}",
-        *(str(source) for source in sources),
-    ]
-    # protoc resolves the sources against -I, so run it with proto/ as the working directory.
-    code = _run_protoc(protoc, args)
-    if code != 0:
-        raise SystemExit(f"protoc failed with exit code {code}")
-    (out_root / PACKAGE_DIR / "__init__.py").write_text(INIT_TEXT)
-    return sorted(path.relative_to(out_root) for path in (out_root / PACKAGE_DIR).iterdir() if path.is_file())
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="knnserve-protoc-") as tmp:
+        raw = Path(tmp)
+        args = [
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{well_known}",
+            f"--python_out={raw}",
+            f"--pyi_out={raw}",
+            f"--grpc_python_out={raw}",
+            *(str(source) for source in sources),
+        ]
+        code = _run_protoc(protoc, args)
+        if code != 0:
+            raise SystemExit(f"protoc failed with exit code {code}")
+        for proto_package, sub_package in PACKAGES.items():
+            target = out_dir / sub_package
+            target.mkdir(parents=True, exist_ok=True)
+            for module in sorted((raw / proto_package).iterdir()):
+                (target / module.name).write_text(_relative_imports(module.read_text(), proto_package))
+                written.append(Path(sub_package) / module.name)
+            (target / "__init__.py").write_text(INIT_TEXT.format(package=proto_package.replace("/", ".")))
+            written.append(Path(sub_package) / "__init__.py")
+    return sorted(written)
 
 
 def _run_protoc(protoc: object, args: list[str]) -> int:
-    import os
-
+    # protoc resolves the sources against -I, so run it with proto/ as the working directory.
     cwd = Path.cwd()
     os.chdir(PROTO_ROOT)
     try:
@@ -72,14 +94,14 @@ def _run_protoc(protoc: object, args: list[str]) -> int:
 
 
 def stale_files() -> list[str]:
-    """Generated files that differ from (or are missing in, or are extra in) server/knnserve/v1/."""
+    """Generated files that differ from (or are missing in, or are extra in) the committed wire package."""
     with tempfile.TemporaryDirectory(prefix="knnserve-proto-") as tmp:
         fresh_root = Path(tmp)
         fresh = set(generate(fresh_root))
-        committed_dir = OUT_ROOT / PACKAGE_DIR
         committed = {
-            path.relative_to(OUT_ROOT)
-            for path in committed_dir.glob("*")
+            path.relative_to(WIRE_DIR)
+            for sub_package in PACKAGES.values()
+            for path in (WIRE_DIR / sub_package).glob("*")
             if path.is_file() and path.suffix in {".py", ".pyi"}
         }
         problems = [f"{path} missing" for path in sorted(fresh - committed)]
@@ -87,14 +109,14 @@ def stale_files() -> list[str]:
         problems += [
             f"{path} differs"
             for path in sorted(fresh & committed)
-            if not filecmp.cmp(fresh_root / path, OUT_ROOT / path, shallow=False)
+            if not filecmp.cmp(fresh_root / path, WIRE_DIR / path, shallow=False)
         ]
         return problems
 
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate, or with --check report stale modules and return 1."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that the committed modules are current")
     options = parser.parse_args(argv)
     if options.check:
@@ -104,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if problems:
             print("run: .venv/bin/python scripts/gen_proto.py", file=sys.stderr)
         return 1 if problems else 0
-    for path in generate(OUT_ROOT):
-        print(OUT_ROOT.relative_to(ROOT) / path)
+    for path in generate(WIRE_DIR):
+        print(WIRE_DIR.relative_to(ROOT) / path)
     return 0
 
 

@@ -1,47 +1,60 @@
-"""knnserve_client: a small Python client for the knnserve gRPC service (numpy in, numpy out)."""
+"""knnserve_client: a small Python client for the knnserve gRPC service (numpy in, numpy out).
 
-from knnserve_client.channel import RetryPolicy
-from knnserve_client.client import Client
-from knnserve_client.errors import (
-    DeadlineExceededError,
-    InvalidArgumentError,
-    KnnServeClientError,
-    NotFoundError,
-    ServerError,
-    TooLargeError,
-    UnauthenticatedError,
-    UnavailableError,
-)
-from knnserve_client.results import (
-    ClassifyResult,
-    EffectiveParams,
-    HeadResult,
-    IndexInfo,
-    ModelDefaults,
-    ModelInfo,
-    Neighbors,
-    SearchResult,
-    ServerLimits,
-)
+Names are imported lazily (PEP 562), so ``import knnserve_client.wire.query`` (which the server's
+numpy core uses) loads neither grpc nor protobuf. Importing this package changes nothing in the
+process's environment.
+"""
 
-__all__ = [
-    "ClassifyResult",
-    "Client",
-    "DeadlineExceededError",
-    "EffectiveParams",
-    "HeadResult",
-    "IndexInfo",
-    "InvalidArgumentError",
-    "KnnServeClientError",
-    "ModelDefaults",
-    "ModelInfo",
-    "Neighbors",
-    "NotFoundError",
-    "RetryPolicy",
-    "SearchResult",
-    "ServerError",
-    "ServerLimits",
-    "TooLargeError",
-    "UnauthenticatedError",
-    "UnavailableError",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on first use
+    from knnserve_client.channel import RetryPolicy
+    from knnserve_client.client import Client
+    from knnserve_client.wire.errors import InvalidInputError
+    from knnserve_client.wire.limits import ServerLimits
+    from knnserve_client.wire.messages import ClassifyResult, HeadResult, IndexInfo, ModelInfo, Neighbors, SearchResult
+    from knnserve_client.wire.query import KnnQuery
+    from knnserve_client.wire.status import (
+        DeadlineExceededError,
+        InvalidArgumentError,
+        KnnServeClientError,
+        NotFoundError,
+        ServerError,
+        TooLargeError,
+        UnauthenticatedError,
+        UnavailableError,
+    )
+
+_EXPORTS = {
+    "Client": "client",
+    "RetryPolicy": "channel",
+    "KnnQuery": "wire.query",
+    "ServerLimits": "wire.limits",
+    "ClassifyResult": "wire.messages",
+    "HeadResult": "wire.messages",
+    "IndexInfo": "wire.messages",
+    "ModelInfo": "wire.messages",
+    "Neighbors": "wire.messages",
+    "SearchResult": "wire.messages",
+    "DeadlineExceededError": "wire.status",
+    "InvalidArgumentError": "wire.status",
+    "KnnServeClientError": "wire.status",
+    "NotFoundError": "wire.status",
+    "ServerError": "wire.status",
+    "TooLargeError": "wire.status",
+    "UnauthenticatedError": "wire.status",
+    "UnavailableError": "wire.status",
+    "InvalidInputError": "wire.errors",
+}
+
+__version__ = "0.1.0"
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"knnserve_client.{_EXPORTS[name]}"), name)

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import grpc
 
-SERVICE_NAME = "knnserve.v1.KnnServe"
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+from knnserve_client.wire.limits import DEFAULT_MAX_MESSAGE_BYTES
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["KnnServe"].full_name
+# Responses are bounded by the server's max_neighbors_per_request, not by the request size limit.
 MIN_RECEIVE_BYTES = 64 * 1024 * 1024
 
 

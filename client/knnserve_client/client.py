@@ -1,4 +1,4 @@
-"""Client: owns a channel to a knnserve server; numpy in, small result types out, its own exceptions."""
+"""Client: owns a channel to a knnserve server; numpy in, wire result types out, its own exceptions."""
 
 from __future__ import annotations
 
@@ -11,37 +11,21 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
-from knnserve.errors import InvalidInputError
-from knnserve.v1 import knnserve_pb2 as pb
-from knnserve.v1 import knnserve_pb2_grpc
-from knnserve_client.channel import DEFAULT_MAX_MESSAGE_BYTES, RetryPolicy, make_channel
-from knnserve_client.errors import from_rpc_error
-from knnserve_client.results import (
-    ClassifyResult,
-    ModelInfo,
-    Neighbors,
-    SearchResult,
-    ServerLimits,
-)
-from knnserve_client.tensors import to_tensor
+from knnserve_client.channel import RetryPolicy, make_channel
+from knnserve_client.wire.enums import HEADS
+from knnserve_client.wire.errors import InvalidInputError
+from knnserve_client.wire.limits import DEFAULT_MAX_MESSAGE_BYTES, ServerLimits
+from knnserve_client.wire.messages import ClassifyResult, ModelInfo, SearchResult, query_into
+from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.status import from_rpc_error
+from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1 import knnserve_pb2_grpc
 
 T = TypeVar("T")
 
-WEIGHTS = {"uniform": pb.WEIGHTING_UNIFORM, "distance": pb.WEIGHTING_DISTANCE}
-TIE_BREAKS = {"nearest": pb.TIE_BREAK_NEAREST, "lowest": pb.TIE_BREAK_LOWEST}
-HEADS = {"knn": pb.HEAD_KNN, "linear": pb.HEAD_LINEAR}
-# Room for everything in a request besides the tensor bytes (model name, options, framing).
-REQUEST_OVERHEAD_BYTES = 4096
 # Unary chunk requests kept in flight at once for a large input.
 CHUNK_WINDOW = 4
-
-
-def _enum(table: dict[str, int], value: str | None, field: str) -> int | None:
-    if value is None:
-        return None
-    if value not in table:
-        raise InvalidInputError(field, f"one of {', '.join(table)}", repr(value))
-    return table[value]
 
 
 def as_input_array(x: np.ndarray) -> np.ndarray:
@@ -66,7 +50,7 @@ class Client:
     token : bearer token sent as ``authorization: Bearer <token>`` on every call.
     tls_server_name : override the name checked against the server certificate.
     max_message_bytes : the largest request this client sends; larger inputs are split, also
-        respecting the limits the server announces.
+        respecting every limit the server announces (message bytes, rows, rows x k).
     retry : gRPC retry policy; only UNAVAILABLE is retried.
     """
 
@@ -90,6 +74,8 @@ class Client:
         )
         self._stub = knnserve_pb2_grpc.KnnServeStub(self._channel)
         self._limits: ServerLimits | None = None
+        # Models as the server last described them: (name, None) is the newest version of ``name``.
+        self._described: dict[tuple[str, int | None], ModelInfo] = {}
         self._lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -109,14 +95,16 @@ class Client:
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Every served model, at its newest version, sorted by name."""
         response = self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout)
-        self._remember_limits(response.limits)
-        return [ModelInfo.from_proto(m) for m in response.models]
+        models = [ModelInfo.from_proto(m) for m in response.models]
+        self._remember(response.limits, {(info.name, None): info for info in models})
+        return models
 
     def model(self, name: str, version: int | None = None, *, timeout: float | None = None) -> ModelInfo:
         """One model at one version (default: its newest)."""
         response = self._call(self._stub.GetModel, pb.GetModelRequest(name=name, version=version), timeout)
-        self._remember_limits(response.limits)
-        return ModelInfo.from_proto(response.model)
+        info = ModelInfo.from_proto(response.model)
+        self._remember(response.limits, {(name, version): info})
+        return info
 
     def limits(self, *, timeout: float | None = None) -> ServerLimits:
         """The server's per-request limits (asked once, then cached)."""
@@ -145,25 +133,13 @@ class Client:
     ) -> ClassifyResult:
         """Classify rows ``x`` (n, *input_shape) or (n, dim), uint8 or float.
 
-        Unset options take the model's defaults. Inputs over the request limits are sent as
-        several requests (a few in flight at once) and the results joined in row order; all
-        chunks are pinned to the version that answered the first.
+        Unset options take the model's defaults. Inputs over the server's limits (message bytes,
+        rows, rows x k) are sent as several requests (a few in flight at once) and the results
+        joined in row order; all chunks are pinned to the version that answered the first.
         """
-        template = self.classify_request(
-            model,
-            version=version,
-            heads=heads,
-            k=k,
-            weights=weights,
-            tie_break=tie_break,
-            nprobe=nprobe,
-            ef_search=ef_search,
-            top_n=top_n,
-            return_neighbors=return_neighbors,
-        )
-        parts = self._chunked(
-            self._stub.Classify, template, x, timeout, lambda response: ClassifyResult.from_proto(response)
-        )
+        query = KnnQuery(k=k, weights=weights, tie_break=tie_break, nprobe=nprobe, ef_search=ef_search, top_n=top_n)
+        template = self.classify_request(model, version=version, heads=heads, query=query, return_neighbors=return_neighbors)
+        parts = self._chunked(self._stub.Classify, template, x, timeout, ClassifyResult.from_proto)
         return ClassifyResult.concat(parts)
 
     def search(
@@ -178,10 +154,10 @@ class Client:
         timeout: float | None = None,
     ) -> SearchResult:
         """The k nearest training vectors of each row: ids, distances (true scale) and labels."""
-        template = pb.SearchRequest(model=model, version=version, k=k, nprobe=nprobe, ef_search=ef_search)
-        parts = self._chunked(self._stub.Search, template, x, timeout, lambda response: response)
-        neighbors = Neighbors.concat([Neighbors.from_proto(p.neighbors) for p in parts])
-        return SearchResult(model=parts[0].model, version=parts[0].version, neighbors=neighbors)
+        query = KnnQuery(k=k, nprobe=nprobe, ef_search=ef_search)
+        template = query_into(pb.SearchRequest(model=model, version=version), query)
+        parts = self._chunked(self._stub.Search, template, x, timeout, SearchResult.from_proto)
+        return SearchResult.concat(parts)
 
     def classify_batches(
         self,
@@ -200,34 +176,24 @@ class Client:
     ) -> Iterator[ClassifyResult]:
         """Batch jobs over one ClassifyStream: yields one result per input batch, in order.
 
-        Each batch is split under the request limits and re-joined. ``timeout`` bounds the
-        whole stream (default: none). The stream is not retried once it has started.
+        Each batch is split under the server's limits and re-joined. ``timeout`` bounds the whole
+        stream (default: none). The stream is not retried once it has started.
         """
-        template = self.classify_request(
-            model,
-            version=version,
-            heads=heads,
-            k=k,
-            weights=weights,
-            tie_break=tie_break,
-            nprobe=nprobe,
-            ef_search=ef_search,
-            top_n=top_n,
-        )
-        plan: collections.deque[tuple[int, bool]] = collections.deque()  # (batch index, last chunk of it)
+        query = KnnQuery(k=k, weights=weights, tie_break=tie_break, nprobe=nprobe, ef_search=ef_search, top_n=top_n)
+        template = self.classify_request(model, version=version, heads=heads, query=query)
+        plan: collections.deque[bool] = collections.deque()  # per request sent: is it the last chunk of its batch
         plan_lock = threading.Lock()
 
         def requests() -> Iterator[pb.ClassifyRequest]:
             for number, batch in enumerate(batches):
-                array = as_input_array(batch)
-                chunks = self._split(array, template)
+                chunks = self._split(as_input_array(batch), template)
                 for position, chunk in enumerate(chunks):
                     request = pb.ClassifyRequest()
                     request.CopyFrom(template)
                     request.inputs.CopyFrom(to_tensor(chunk))
                     request.tag = f"{number}:{position}"
                     with plan_lock:
-                        plan.append((number, position == len(chunks) - 1))
+                        plan.append(position == len(chunks) - 1)
                     yield request
 
         try:
@@ -235,7 +201,7 @@ class Client:
             pending: list[ClassifyResult] = []
             for response in responses:
                 with plan_lock:
-                    _, last = plan.popleft()
+                    last = plan.popleft()
                 pending.append(ClassifyResult.from_proto(response))
                 if last:
                     yield ClassifyResult.concat(pending)
@@ -249,27 +215,17 @@ class Client:
         *,
         version: int | None = None,
         heads: Sequence[str] | None = None,
-        k: int | None = None,
-        weights: str | None = None,
-        tie_break: str | None = None,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-        top_n: int | None = None,
+        query: KnnQuery = KnnQuery(),
         return_neighbors: bool = False,
     ) -> pb.ClassifyRequest:
-        """A ClassifyRequest without inputs, options converted to the wire enums."""
-        return pb.ClassifyRequest(
+        """A ClassifyRequest without inputs, its options converted to the wire enums."""
+        request = pb.ClassifyRequest(
             model=model,
             version=version,
-            heads=[_enum(HEADS, head, "heads") for head in heads or ()],
-            k=k,
-            weights=_enum(WEIGHTS, weights, "weights"),
-            tie_break=_enum(TIE_BREAKS, tie_break, "tie_break"),
-            nprobe=nprobe,
-            ef_search=ef_search,
-            top_n=top_n,
+            heads=[HEADS.to_wire(head) for head in heads or ()],
             return_neighbors=return_neighbors,
         )
+        return query_into(request, query)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -279,23 +235,35 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
-    def _remember_limits(self, limits: pb.ServerLimits) -> None:
+    def _remember(self, limits: pb.ServerLimits, described: dict[tuple[str, int | None], ModelInfo]) -> None:
         with self._lock:
-            self._limits = ServerLimits(limits.max_message_bytes, limits.max_rows_per_request)
+            self._limits = ServerLimits.from_proto(limits)
+            self._described.update(described)
 
-    def _rows_per_request(self, row_bytes: int, request_bytes: int) -> int:
-        limits = self.limits()
-        budget = min(self.max_message_bytes, limits.max_message_bytes) - request_bytes - REQUEST_OVERHEAD_BYTES
-        by_bytes = budget // max(row_bytes, 1)
-        if by_bytes < 1:
-            raise InvalidInputError("x", f"rows of at most {budget} bytes (the message-size limit)", f"{row_bytes} bytes")
-        return int(max(1, min(by_bytes, limits.max_rows_per_request)))
+    def _neighbors_per_row(self, request: Any) -> int | None:
+        """k of a request that searches (the model's default k when unset), None when no search runs.
+
+        The default comes from the models the server already described (``limits()`` lists them),
+        else from one GetModel call.
+        """
+        if isinstance(request, pb.ClassifyRequest) and request.heads and HEADS.to_wire("knn") not in request.heads:
+            return None
+        if request.HasField("k"):
+            return int(request.k)
+        version = request.version if request.HasField("version") else None
+        info = self._described.get((request.model, version)) or self.model(request.model, version)
+        return info.defaults.k or 1
 
     def _split(self, x: np.ndarray, template: Any) -> list[np.ndarray]:
         n = x.shape[0] if x.ndim else 0
         if n == 0:
             return [x]  # sent as is, so the server reports the empty batch
-        rows = self._rows_per_request(x.nbytes // n, template.ByteSize())
+        rows = self.limits().rows_per_request(
+            row_bytes=x.nbytes // n,
+            request_bytes=template.ByteSize(),
+            k=self._neighbors_per_row(template),
+            max_message_bytes=self.max_message_bytes,
+        )
         return [x[start : start + rows] for start in range(0, n, rows)]
 
     def _chunked(
@@ -314,16 +282,11 @@ class Client:
             return request
 
         try:
-            if len(chunks) == 1:
-                return [decode(method(request_for(chunks[0], None), timeout=deadline, metadata=self._metadata))]
             first = method(request_for(chunks[0], None), timeout=deadline, metadata=self._metadata)
-            pinned = first.version
             results = [decode(first)]
             in_flight: collections.deque[grpc.Future] = collections.deque()
             for chunk in chunks[1:]:
-                in_flight.append(
-                    method.future(request_for(chunk, pinned), timeout=deadline, metadata=self._metadata)
-                )
+                in_flight.append(method.future(request_for(chunk, first.version), timeout=deadline, metadata=self._metadata))
                 if len(in_flight) >= CHUNK_WINDOW:
                     results.append(decode(in_flight.popleft().result()))
             while in_flight:

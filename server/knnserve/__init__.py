@@ -1,8 +1,7 @@
-"""knnserve: k-NN and linear image classification over FAISS, served over gRPC."""
+"""knnserve: k-NN and linear image classification over FAISS, served over gRPC.
 
-from knnserve.blas import select_openblas_coretype
+Importing the package has no side effects; the FAISS/OpenBLAS settings are made by
+``knnserve.index.backend`` when it loads faiss.
+"""
 
 __version__ = "0.1.0"
-
-# Must run before faiss's bundled OpenBLAS loads (see knnserve/blas.py); sets nothing the user set.
-select_openblas_coretype()

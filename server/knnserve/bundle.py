@@ -20,12 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from knnserve import __version__
+from knnserve.atomic import umask
 from knnserve.errors import BundleError
+from knnserve.index import backend
+from knnserve_client.wire.query import KnnQuery
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -54,8 +56,8 @@ class DatasetInfo(_Frozen):
     n_test: int = 0
 
 
-class IndexInfo(_Frozen):
-    """The FAISS index: what was asked for, what was built, how vectors are stored."""
+class IndexRecord(_Frozen):
+    """The FAISS index as the manifest records it: what was asked for, what was built, how vectors are stored."""
 
     spec: str
     factory: str
@@ -70,16 +72,6 @@ class IndexInfo(_Frozen):
     serialized_bytes: int = 0
 
 
-class KnnDefaults(_Frozen):
-    """Voting and search-effort defaults used when a call does not name its own."""
-
-    k: int = 5
-    weights: Literal["uniform", "distance"] = "uniform"
-    tie_break: Literal["nearest", "lowest"] = "nearest"
-    nprobe: int | None = None
-    ef_search: int | None = None
-
-
 class Manifest(_Frozen):
     """Everything needed to serve and audit a model, stored as ``manifest.json``."""
 
@@ -92,8 +84,9 @@ class Manifest(_Frozen):
     input_dtype: Literal["uint8", "float32"]
     class_names: tuple[str, ...]
     preprocessing: dict[str, Any] = Field(default_factory=dict)
-    index: IndexInfo
-    knn: KnnDefaults = Field(default_factory=KnnDefaults)
+    index: IndexRecord
+    # The model's default query (what a request that leaves a field unset gets).
+    knn: KnnQuery = Field(default_factory=lambda: KnnQuery(k=5, weights="uniform", tie_break="nearest"))
     heads: tuple[str, ...] = ("knn",)
     linear: dict[str, Any] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -107,7 +100,7 @@ class LoadedBundle:
 
     path: Path
     manifest: Manifest
-    index: faiss.Index
+    index: backend.Index
     labels: np.ndarray
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
@@ -131,7 +124,7 @@ def _fsync_dir(path: Path) -> None:
 def save_bundle(
     path: str | Path,
     manifest: Manifest,
-    index: faiss.Index,
+    index: backend.Index,
     labels: np.ndarray,
     *,
     arrays: dict[str, dict[str, np.ndarray]] | None = None,
@@ -152,10 +145,8 @@ def save_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         # mkdtemp makes the folder private (0700); a bundle should be as readable as any folder we create.
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)
-        faiss.write_index(index, str(staging / INDEX_FILE))
+        staging.chmod(0o777 & ~umask())
+        backend.write_index(index, staging / INDEX_FILE)
         np.save(staging / LABELS_FILE, labels, allow_pickle=False)
         for name, group in (arrays or {}).items():
             np.savez(staging / f"{name}.npz", **group)
@@ -228,9 +219,9 @@ def load_bundle(path: str | Path) -> LoadedBundle:
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     try:
-        index = faiss.read_index(str(folder / INDEX_FILE))
-    except RuntimeError as exc:
-        raise BundleError(f"{folder / INDEX_FILE}: FAISS could not read it ({exc})") from exc
+        index = backend.read_index(folder / INDEX_FILE)
+    except ValueError as exc:
+        raise BundleError(f"{folder / INDEX_FILE}: {exc}") from exc
     try:
         labels = np.load(folder / LABELS_FILE, allow_pickle=False)
         arrays = {}

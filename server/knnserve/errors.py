@@ -1,23 +1,13 @@
-"""Exception types of the core; the service maps each to one gRPC status code."""
+"""Exception types of the server: the wire's shared ones re-exported, plus data and bundle errors.
+
+``KnnServeError`` and ``InvalidInputError`` live in the wire package (``knnserve_client.wire.errors``)
+so that both ends raise and map the same classes; ``knnserve_client.wire.status`` is the one place
+that maps exceptions to gRPC status codes.
+"""
 
 from __future__ import annotations
 
-
-class KnnServeError(Exception):
-    """Base class of every error knnserve raises on purpose."""
-
-
-class InvalidInputError(KnnServeError, ValueError):
-    """A caller-supplied value is wrong; names the field, what was expected and what came."""
-
-    def __init__(self, field: str, expected: str, got: object | None = None) -> None:
-        self.field = field
-        self.expected = expected
-        self.got = got
-        message = f"{field}: expected {expected}"
-        if got is not None:
-            message += f", got {got}"
-        super().__init__(message)
+from knnserve_client.wire.errors import InvalidInputError, KnnServeError
 
 
 class DatasetError(KnnServeError):
@@ -30,3 +20,6 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 
 class BundleError(KnnServeError):
     """A model bundle is missing, partial, corrupt or of an unknown schema version."""
+
+
+__all__ = ["BundleError", "DatasetError", "DatasetNotFoundError", "InvalidInputError", "KnnServeError"]

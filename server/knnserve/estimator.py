@@ -9,10 +9,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from knnserve.bundle import DatasetInfo, KnnDefaults
+from knnserve.bundle import DatasetInfo
 from knnserve.errors import InvalidInputError
 from knnserve.index import set_num_threads
 from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 
 class KNNClassifier(ClassifierMixin, BaseEstimator):
@@ -54,37 +55,33 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.storage = storage
         self.n_threads = n_threads
 
+    def query(self) -> KnnQuery:
+        """The query these parameters describe (validated here; unset search effort: the index's default)."""
+        return KnnQuery(k=self.k, weights=self.weights, tie_break=self.tie_break, nprobe=self.nprobe, ef_search=self.ef_search)
+
     def fit(self, X: np.ndarray, y: np.ndarray) -> KNNClassifier:
         """Index the training vectors ``X`` (N, ...) with labels ``y`` of any sortable type."""
+        query = self.query()
         set_num_threads(self.n_threads)
         X = np.asarray(X)
         self.classes_, encoded = np.unique(np.asarray(y), return_inverse=True)
-        model = KNNModel.fit(
+        self.model_ = KNNModel.fit(
             X,
             encoded.astype(np.int64),
             class_names=tuple(str(c) for c in self.classes_),
             index=self.index,
             metric=self.metric,
             storage=self.storage,
+            defaults=query,
         )
-        self.model_ = model.with_defaults(**self._defaults(model.defaults))
-        self.n_features_in_ = model.dim
+        self.n_features_in_ = self.model_.dim
         return self
-
-    def _defaults(self, built: KnnDefaults) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "weights": self.weights,
-            "tie_break": self.tie_break,
-            "nprobe": built.nprobe if self.nprobe is None else self.nprobe,
-            "ef_search": built.ef_search if self.ef_search is None else self.ef_search,
-        }
 
     def _classify(self, X: np.ndarray) -> Any:
         check_is_fitted(self, "model_")
         set_num_threads(self.n_threads)
-        model = self.model_.with_defaults(**self._defaults(self.model_.defaults))
-        return model.classify(np.asarray(X))
+        # Parameters changed after fit (set_params) apply: they override the fitted defaults.
+        return self.model_.classify(np.asarray(X), self.query())
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted class of each row, in the label type given to :meth:`fit`."""
@@ -103,16 +100,11 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         """Distances (true metric scale) and indices of the nearest training rows, as scikit-learn returns them."""
         check_is_fitted(self, "model_")
         model = self.model_
-        distances, ids = model.search(
-            model.prepare(np.asarray(X)),
-            self.k if n_neighbors is None else n_neighbors,
-            model.search_params(self.nprobe, self.ef_search),
-        )
+        query = model.resolve(self.query().replace(k=self.k if n_neighbors is None else n_neighbors))
+        distances, ids = model.search(model.prepare(np.asarray(X)), query)
         return (distances, ids) if return_distance else ids
 
     def save(self, path: str | Path, *, name: str, dataset: DatasetInfo | None = None, overwrite: bool = False) -> None:
         """Write the fitted model as a knnserve bundle that ``knnserve serve`` can host."""
         check_is_fitted(self, "model_")
-        self.model_.with_defaults(**self._defaults(self.model_.defaults)).save(
-            path, name=name, dataset=dataset, overwrite=overwrite
-        )
+        self.model_.with_defaults(self.query()).save(path, name=name, dataset=dataset, overwrite=overwrite)

@@ -1,21 +1,23 @@
-"""KNNModel: an index, its labels and its defaults — the object trained, saved, loaded and served."""
+"""KNNModel: an index, its labels and its default query — the object trained, saved, loaded and served."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
-from knnserve.bundle import DatasetInfo, IndexInfo, KnnDefaults, Manifest, load_bundle, save_bundle
+from knnserve.bundle import DatasetInfo, IndexRecord, Manifest, load_bundle, save_bundle
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
-from knnserve.index import SearchParams, build_index, resolve_spec, search, serialized_size
-from knnserve.vote import check_tie_break, check_weights, vote
+from knnserve.index import backend, build_index, resolve_spec
+from knnserve.query import BASE_DEFAULTS, QueryBounds, resolve_query
+from knnserve.vote import neighbor_labels, vote
+from knnserve_client.wire.query import KnnQuery
 
 INPUT_DTYPES = ("uint8", "float32")
 KNN_PREPROCESS_ARRAYS = "knn_preprocess"
@@ -25,10 +27,10 @@ PREDICT_CHUNK_ROWS = 4096
 
 @dataclass(frozen=True)
 class Classification:
-    """k-NN results for a batch: predictions, probabilities and the neighbours behind them.
+    """k-NN results for a batch: predictions, probabilities and the neighbors behind them.
 
     ``distances`` are on the metric's true scale (Euclidean for l2, not FAISS's squared value);
-    ``ids`` index the training vectors, -1 where fewer than k neighbours were found.
+    ``ids`` index the training vectors, -1 where fewer than k neighbors were found.
     """
 
     predictions: np.ndarray
@@ -48,21 +50,23 @@ def true_distances(raw: np.ndarray, metric: str) -> np.ndarray:
 class KNNModel:
     """A k-NN classifier over a FAISS index, with an optional linear head; numpy in, numpy out, no gRPC.
 
-    Inputs are validated by :meth:`prepare` into float32 rows (n, dim) of the raw input; the k-NN
-    preprocessing (PCA, L2-normalisation), when the model has one, is applied inside :meth:`search`,
-    and the linear head applies its own, so both heads take the same prepared rows.
+    Inputs are validated once, by :meth:`prepare`, into float32 rows (n, dim) of the raw input; the
+    k-NN preprocessing (PCA, L2-normalisation), when the model has one, is applied inside
+    :meth:`search`, and the linear head applies its own, so both heads take the same prepared rows.
+    A query (:class:`KnnQuery`) is resolved against the model once, by :meth:`resolve`; the
+    methods that take a query expect a resolved one.
     """
 
     def __init__(
         self,
         *,
-        index: faiss.Index,
+        index: backend.Index,
         labels: np.ndarray,
         class_names: tuple[str, ...],
         input_shape: tuple[int, ...],
         input_dtype: str,
-        index_info: IndexInfo,
-        defaults: KnnDefaults,
+        index_info: IndexRecord,
+        defaults: KnnQuery,
         manifest: Manifest | None = None,
         preprocessor: Preprocessor | None = None,
         linear: Any | None = None,
@@ -93,13 +97,15 @@ class KNNModel:
         metric: str = "l2",
         storage: str = "auto",
         preprocess: PreprocessConfig | None = None,
-        defaults: KnnDefaults | None = None,
+        defaults: KnnQuery | None = None,
         progress: bool = False,
     ) -> KNNModel:
         """Index training images ``x`` (N, *shape) with integer labels ``y`` in [0, C).
 
         ``x`` keeps its dtype on the way in: uint8 pixels under L2 are stored as raw bytes (exact).
         ``preprocess`` (e.g. PCA and L2-normalisation) is fitted on ``x`` and applied to every query.
+        ``defaults`` is the model's default query; unset fields get k=5, uniform, nearest and the
+        index's own search effort (nprobe = min(16, nlist), efSearch 64).
         """
         x = np.asarray(x)
         y = np.asarray(y)
@@ -125,7 +131,7 @@ class KNNModel:
             flat = preprocessor.transform(flat)
         spec = resolve_spec(index, n=flat.shape[0], d=flat.shape[1], metric=metric, dtype=flat.dtype, storage=storage)
         built, report = build_index(flat, spec, progress=progress)
-        info = IndexInfo(
+        info = IndexRecord(
             spec=spec.requested,
             factory=spec.factory,
             metric=spec.metric,  # type: ignore[arg-type]
@@ -136,10 +142,10 @@ class KNNModel:
             ntotal=int(built.ntotal),
             train_seconds=report.train_seconds,
             add_seconds=report.add_seconds,
-            serialized_bytes=serialized_size(built),
+            serialized_bytes=backend.serialized_size(built),
         )
-        if defaults is None:
-            defaults = KnnDefaults(nprobe=spec.default_nprobe, ef_search=spec.default_ef_search)
+        index_defaults = KnnQuery(nprobe=spec.default_nprobe, ef_search=spec.default_ef_search)
+        stored = (defaults or KnnQuery()).or_defaults(index_defaults).or_defaults(BASE_DEFAULTS)
         return cls(
             index=built,
             labels=y,
@@ -147,7 +153,7 @@ class KNNModel:
             input_shape=x.shape[1:],
             input_dtype=input_dtype,
             index_info=info,
-            defaults=defaults,
+            defaults=stored,
             preprocessor=preprocessor,
         )
 
@@ -186,6 +192,7 @@ class KNNModel:
         name: str,
         dataset: DatasetInfo | None = None,
         metrics: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
         overwrite: bool = False,
     ) -> Manifest:
         """Write the model as a bundle folder (atomically) and return its manifest."""
@@ -206,13 +213,14 @@ class KNNModel:
             heads=self.heads,
             linear=self.linear.metadata() if self.linear is not None else None,
             metrics=metrics or {},
+            extra=extra or {},
         )
         self.manifest = save_bundle(path, manifest, self.index, self.labels, arrays=arrays, overwrite=overwrite)
         return self.manifest
 
-    def with_defaults(self, **changes: Any) -> KNNModel:
-        """A copy sharing the index, with some defaults (k, weights, tie_break, nprobe, ef_search) changed."""
-        return self._copy(defaults=replace_defaults(self.defaults, **changes))
+    def with_defaults(self, defaults: KnnQuery) -> KNNModel:
+        """A copy sharing the index, whose default query has the fields ``defaults`` sets changed."""
+        return self._copy(defaults=defaults.or_defaults(self.defaults))
 
     def with_linear(self, linear: Any | None) -> KNNModel:
         """A copy sharing the index, carrying a fitted linear head (a LinearClassifier) or none."""
@@ -235,7 +243,7 @@ class KNNModel:
         }
         return KNNModel(**{**fields, **changes})
 
-    # -- inference ----------------------------------------------------------------------------
+    # -- facts --------------------------------------------------------------------------------
 
     @property
     def dim(self) -> int:
@@ -257,96 +265,69 @@ class KNNModel:
         """Number of classes."""
         return len(self.class_names)
 
-    def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Validate a batch (n, *input_shape) or (n, dim) and return it as float32 rows (n, dim)."""
+    @cached_property
+    def nlist(self) -> int | None:
+        """Inverted lists of an IVF index, None for others."""
+        return backend.nlist(self.index)
+
+    @cached_property
+    def bounds(self) -> QueryBounds:
+        """What a query may ask of this model (k, nprobe, the knobs its index has, top_n)."""
+        return QueryBounds(self.ntotal, self.nlist, backend.is_hnsw(self.index), self.n_classes)
+
+    # -- inference ----------------------------------------------------------------------------
+
+    def resolve(self, query: KnnQuery | None = None) -> KnnQuery:
+        """The query with this model's defaults filled in, checked against its index."""
+        return resolve_query(query or KnnQuery(), self.defaults, self.bounds)
+
+    def prepare(self, x: np.ndarray, *, field: str = "x") -> np.ndarray:
+        """Validate a batch (n, *input_shape) or (n, dim) and return it as float32 rows (n, dim).
+
+        Errors name ``field`` and its parts (``x.shape``, ``x.dtype``); the service passes ``inputs``.
+        """
         if not isinstance(x, np.ndarray):
-            raise InvalidInputError("x", "a numpy array", type(x).__name__)
+            raise InvalidInputError(field, "a numpy array", type(x).__name__)
         if x.ndim < 1 or x.shape[0] < 1:
-            raise InvalidInputError("x", "at least one row", f"shape {x.shape}")
+            raise InvalidInputError(f"{field}.shape", "at least one row", f"shape {x.shape}")
         if x.dtype.kind not in "uif":
-            raise InvalidInputError("dtype", "uint8 or float32", str(x.dtype))
+            raise InvalidInputError(f"{field}.dtype", "uint8 or float32", str(x.dtype))
         if x.shape[1:] != self.input_shape and x.shape[1:] != (self.dim,):
             expected = f"(n, {', '.join(map(str, self.input_shape))})"
             if len(self.input_shape) > 1:
                 expected += f" or (n, {self.dim})"
-            raise InvalidInputError("shape", expected, str(tuple(x.shape)))
+            raise InvalidInputError(f"{field}.shape", expected, str(tuple(x.shape)))
         rows = np.ascontiguousarray(x.reshape(x.shape[0], self.dim), dtype=np.float32)
         if x.dtype.kind == "f" and not np.isfinite(rows).all():
-            raise InvalidInputError("x", "finite values", "NaN or infinity")
+            raise InvalidInputError(field, "finite values", "NaN or infinity")
         return rows
 
-    def search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> SearchParams:
-        """Per-call search effort, falling back to the model's defaults."""
-        return SearchParams(
-            nprobe=self.defaults.nprobe if nprobe is None else nprobe,
-            ef_search=self.defaults.ef_search if ef_search is None else ef_search,
-        )
-
-    def search(self, prepared: np.ndarray, k: int, params: SearchParams | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """k nearest training vectors of prepared rows: (distances on the true scale, ids)."""
-        queries = prepared if self.preprocessor is None else self.preprocessor.transform(prepared)
-        raw, ids = search(self.index, queries, k, params if params is not None else self.search_params())
+    def search(self, prepared: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:
+        """The ``query.k`` nearest training vectors of prepared rows: (distances on the true scale, ids)."""
+        assert query.k is not None, "resolve the query first (KNNModel.resolve)"
+        rows = prepared if self.preprocessor is None else self.preprocessor.transform(prepared)
+        raw, ids = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
         return true_distances(raw, self.index_info.metric), ids
 
-    def vote_from_neighbors(
-        self,
-        distances: np.ndarray,
-        ids: np.ndarray,
-        *,
-        k: int | None = None,
-        weights: str | None = None,
-        tie_break: str | None = None,
-    ) -> Classification:
-        """Vote over (the first ``k`` columns of) already-found neighbours."""
-        k = self.defaults.k if k is None else k
-        distances, ids = distances[:, :k], ids[:, :k]
-        neighbor_labels = np.where(ids >= 0, self.labels[np.maximum(ids, 0)], -1)
-        result = vote(
-            neighbor_labels,
-            distances,
-            self.n_classes,
-            weights=check_weights(weights or self.defaults.weights),
-            tie_break=check_tie_break(tie_break or self.defaults.tie_break),
-        )
-        return Classification(result.predictions, result.probabilities, distances, ids, neighbor_labels)
+    def vote(self, distances: np.ndarray, ids: np.ndarray, query: KnnQuery) -> Classification:
+        """Vote over (the first ``query.k`` columns of) already-found neighbors."""
+        assert query.k is not None and query.weights is not None and query.tie_break is not None, "resolve the query first"
+        distances, ids = distances[:, : query.k], ids[:, : query.k]
+        labels = neighbor_labels(self.labels, ids)
+        result = vote(labels, distances, self.n_classes, weights=query.weights, tie_break=query.tie_break)
+        return Classification(result.predictions, result.probabilities, distances, ids, labels)
 
-    def classify(
-        self,
-        x: np.ndarray,
-        *,
-        k: int | None = None,
-        weights: str | None = None,
-        tie_break: str | None = None,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-        progress: bool = False,
-    ) -> Classification:
+    def classify(self, x: np.ndarray, query: KnnQuery | None = None, *, progress: bool = False) -> Classification:
         """Classify a batch of inputs by k-NN voting; large batches are searched in chunks."""
-        return self.classify_prepared(
-            self.prepare(x), k=k, weights=weights, tie_break=tie_break, nprobe=nprobe, ef_search=ef_search, progress=progress
-        )
+        return self.classify_prepared(self.prepare(x), self.resolve(query), progress=progress)
 
-    def classify_prepared(
-        self,
-        rows: np.ndarray,
-        *,
-        k: int | None = None,
-        weights: str | None = None,
-        tie_break: str | None = None,
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-        progress: bool = False,
-    ) -> Classification:
-        """:meth:`classify` for rows already returned by :meth:`prepare`."""
-        k = self.defaults.k if k is None else k
-        weights = check_weights(weights or self.defaults.weights)
-        tie_break = check_tie_break(tie_break or self.defaults.tie_break)
-        params = self.search_params(nprobe, ef_search)
+    def classify_prepared(self, rows: np.ndarray, query: KnnQuery, *, progress: bool = False) -> Classification:
+        """:meth:`classify` for rows returned by :meth:`prepare` and a query returned by :meth:`resolve`."""
         parts: list[Classification] = []
         with tqdm(total=rows.shape[0], desc="classify", unit="row", disable=not progress, leave=False) as bar:
             for start in range(0, rows.shape[0], PREDICT_CHUNK_ROWS):
-                distances, ids = self.search(rows[start : start + PREDICT_CHUNK_ROWS], k, params)
-                parts.append(self.vote_from_neighbors(distances, ids, k=k, weights=weights, tie_break=tie_break))
+                distances, ids = self.search(rows[start : start + PREDICT_CHUNK_ROWS], query)
+                parts.append(self.vote(distances, ids, query))
                 bar.update(ids.shape[0])
         if len(parts) == 1:
             return parts[0]
@@ -364,22 +345,5 @@ class KNNModel:
         probabilities[:, self.linear.classes_.astype(np.int64)] = self.linear.predict_proba(prepared)
         return probabilities.argmax(axis=1).astype(np.int64), probabilities
 
-    def describe(self) -> dict[str, Any]:
-        """A JSON-able summary: input, classes, index and defaults."""
-        return {
-            "input_shape": list(self.input_shape),
-            "input_dtype": str(self.input_dtype),
-            "classes": list(self.class_names),
-            "index": self.index_info.model_dump(),
-            "defaults": self.defaults.model_dump(),
-            "heads": list(self.heads),
-            "knn_preprocessing": self.preprocessor.metadata() if self.preprocessor is not None else None,
-        }
 
-
-def replace_defaults(defaults: KnnDefaults, **changes: Any) -> KnnDefaults:
-    """Validated copy of ``defaults`` with some fields changed."""
-    return KnnDefaults.model_validate({**defaults.model_dump(), **changes})
-
-
-__all__ = ["Classification", "KNNModel", "replace_defaults", "true_distances"]
+__all__ = ["Classification", "KNNModel", "true_distances"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from knnserve.atomic import atomic_file
 from knnserve.bundle import Manifest
 
 PREDICTION_COLUMNS = ("row", "label", "class_name", "probability")
@@ -29,25 +28,17 @@ def write_predictions_csv(
     prefixes = [""] if len(heads) == 1 else [f"{name}_" for name in heads]
     columns = ["row"] + [f"{prefix}{column}" for prefix in prefixes for column in PREDICTION_COLUMNS[1:]]
     n = next(iter(heads.values()))[0].shape[0]
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            labels = {name: predictions.tolist() for name, (predictions, _) in heads.items()}
-            for row in range(n):
-                line: list[object] = [row]
-                for name, (_, probabilities) in heads.items():
-                    label = labels[name][row]
-                    found = label >= 0
-                    line += [label, class_names[label] if found else "", f"{float(probabilities[row, label]):.6f}" if found else "0"]
-                writer.writerow(line)
-        os.replace(staging, target)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        labels = {name: predictions.tolist() for name, (predictions, _) in heads.items()}
+        for row in range(n):
+            line: list[object] = [row]
+            for name, (_, probabilities) in heads.items():
+                label = labels[name][row]
+                found = label >= 0
+                line += [label, class_names[label] if found else "", f"{float(probabilities[row, label]):.6f}" if found else "0"]
+            writer.writerow(line)
 
 
 def _preprocessing(metadata: dict[str, Any]) -> str:
@@ -79,7 +70,7 @@ def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
         ("storage", index.storage),
         ("vectors", f"{index.ntotal} x {index.dim}"),
         ("index size", f"{index.serialized_bytes / 2**20:.1f} MiB ({index.serialized_bytes / max(index.ntotal, 1):.0f} B/vector)"),
-        ("defaults", ", ".join(f"{key}={value}" for key, value in manifest.knn.model_dump().items() if value is not None)),
+        ("defaults", ", ".join(f"{key}={value}" for key, value in manifest.knn.set_fields().items())),
     ]
     if manifest.dataset is not None:
         data = manifest.dataset

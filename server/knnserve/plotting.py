@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from knnserve.errors import KnnServeError
 
@@ -17,3 +19,12 @@ def pyplot() -> ModuleType:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int | None = None) -> Path:
+    """Save a figure as PNG (creating the folder), close it, and return the path."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(target, dpi=dpi)
+    pyplot().close(fig)
+    return target

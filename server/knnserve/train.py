@@ -9,35 +9,35 @@ from typing import Any
 
 import numpy as np
 
-from knnserve.bundle import DatasetInfo, KnnDefaults, Manifest
+from knnserve.bundle import DatasetInfo, Manifest
 from knnserve.data.dataset import Dataset
 from knnserve.errors import InvalidInputError
 from knnserve.features.knn_spec import AUTO_CANDIDATES, parse_knn_preprocess
 from knnserve.index import resolve_spec
 from knnserve.model import KNNModel
 from knnserve.selection import DEFAULT_KS, CVResult, cross_validate_k
+from knnserve_client.wire.query import KnnQuery
 
 LINEAR_LOSSES: tuple[str, ...] = ("softmax", "svm", "none")
 
 
 @dataclass(frozen=True)
 class KnnConfig:
-    """How to build and vote: index spec, metric, storage, preprocessing and voting defaults.
+    """How to build the index and what the bundle's default query is.
 
-    ``k="auto"`` chooses k (and the weighting, unless ``weights`` is given) and ``preprocess="auto"``
+    ``defaults`` is stored as the bundle's default query; its unset fields get the model's
+    defaults (k=5, uniform, nearest, the index's own search effort). ``choose_k`` (``--k auto``)
+    chooses k, and the weighting unless ``defaults.weights`` is set, and ``preprocess="auto"``
     chooses between ``AUTO_CANDIDATES``, both by ``cv_folds``-fold cross-validation of exact k-NN
-    on the training split. ``weights=None`` means uniform when k is fixed.
+    on the training split.
     """
 
     index: str = "flat"
     metric: str = "l2"
     storage: str = "auto"
     preprocess: str = "raw"
-    k: int | str = 5
-    weights: str | None = None
-    tie_break: str = "nearest"
-    nprobe: int | None = None
-    ef_search: int | None = None
+    defaults: KnnQuery = KnnQuery()
+    choose_k: bool = False
     cv_folds: int = 5
     cv_ks: tuple[int, ...] = DEFAULT_KS
 
@@ -52,7 +52,7 @@ class LinearConfig:
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class TrainedModel:
     """A trained model and what was measured while training it."""
 
     model: KNNModel
@@ -76,11 +76,11 @@ def accuracy(predictions: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(predictions == truth))
 
 
-def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bool = False) -> TrainResult:
+def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bool = False) -> TrainedModel:
     """Choose settings on the training split, index it, and measure k-NN accuracy on the test split."""
     # Refuse an impossible index/metric pair before minutes of cross-validation, not after.
     resolve_spec(config.index, n=len(dataset.y_train), d=int(np.prod(dataset.image_shape)), metric=config.metric, storage=config.storage)
-    k, weights, preprocess, cv = _select(dataset, config, progress=progress)
+    chosen, preprocess, cv = _select(dataset, config, progress=progress)
     started = time.perf_counter()
     model = KNNModel.fit(
         dataset.x_train,
@@ -90,17 +90,11 @@ def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bo
         metric=config.metric,
         storage=config.storage,
         preprocess=parse_knn_preprocess(preprocess),
+        defaults=chosen,
         progress=progress,
     )
     built = time.perf_counter()
-    defaults = KnnDefaults(
-        k=k,
-        weights=weights,  # type: ignore[arg-type]
-        tie_break=config.tie_break,  # type: ignore[arg-type]
-        nprobe=model.defaults.nprobe if config.nprobe is None else config.nprobe,
-        ef_search=model.defaults.ef_search if config.ef_search is None else config.ef_search,
-    )
-    model = model.with_defaults(**defaults.model_dump())
+    model.resolve()  # a default the index cannot take (e.g. nprobe above nlist) fails here, not at serving time
     metrics: dict[str, Any] = {"knn_preprocess": preprocess, "build_seconds": round(built - started, 3)}
     if cv is not None:
         metrics["knn_cv"] = cv.as_dict()
@@ -112,37 +106,38 @@ def train_knn(dataset: Dataset, config: KnnConfig = KnnConfig(), *, progress: bo
             knn_test_seconds=round(time.perf_counter() - evaluated, 3),
             knn_test_rows=int(dataset.x_test.shape[0]),
         )
-    return TrainResult(model=model, metrics=metrics, cv=cv)
+    return TrainedModel(model=model, metrics=metrics, cv=cv)
 
 
-def _select(dataset: Dataset, config: KnnConfig, *, progress: bool) -> tuple[int, str, str, CVResult | None]:
-    auto_k = config.k == "auto"
-    if not auto_k and (isinstance(config.k, str) or config.k < 1):
-        raise InvalidInputError("k", "an integer >= 1 or 'auto'", repr(config.k))
+def _select(dataset: Dataset, config: KnnConfig, *, progress: bool) -> tuple[KnnQuery, str, CVResult | None]:
+    """The default query (k and weights chosen by CV when asked) and the preprocessing spec."""
+    defaults = config.defaults
     auto_preprocess = config.preprocess == "auto"
     if not auto_preprocess:
         parse_knn_preprocess(config.preprocess)  # refuse a bad spec before any work
-    if not (auto_k or auto_preprocess):
-        return int(config.k), config.weights or "uniform", config.preprocess, None
-    if config.weights:
-        weights: tuple[str, ...] = (config.weights,)
+    if config.choose_k and defaults.k is not None:
+        raise InvalidInputError("k", "unset when it is chosen by cross-validation (--k auto)", defaults.k)
+    if not (config.choose_k or auto_preprocess):
+        return defaults, config.preprocess, None
+    if defaults.weights:
+        weights: tuple[str, ...] = (defaults.weights,)
     else:
-        weights = ("uniform", "distance") if auto_k else ("uniform",)
+        weights = ("uniform", "distance") if config.choose_k else ("uniform",)
     dim = int(np.prod(dataset.image_shape))
     candidates = tuple(c for c in AUTO_CANDIDATES if _fits(c, dim)) if auto_preprocess else (config.preprocess,)
     cv = cross_validate_k(
         dataset.x_train,
         dataset.y_train,
         n_classes=dataset.n_classes,
-        ks=config.cv_ks if auto_k else (int(config.k),),
+        ks=config.cv_ks if config.choose_k else (defaults.k or 5,),
         weights=weights,
         preprocess=candidates,
         metric=config.metric,
         folds=config.cv_folds,
-        tie_break=config.tie_break,
+        tie_break=defaults.tie_break or "nearest",
         progress=progress,
     )
-    return cv.best.k, cv.best.weights, cv.best.preprocess, cv
+    return defaults.replace(k=cv.best.k, weights=cv.best.weights), cv.best.preprocess, cv
 
 
 def _fits(spec: str, dim: int) -> bool:
@@ -185,15 +180,15 @@ def train_model(
     linear: LinearConfig = LinearConfig(),
     *,
     progress: bool = False,
-) -> TrainResult:
+) -> TrainedModel:
     """The whole pipeline behind ``knnserve train``: the k-NN index and, unless ``linear.loss`` is none, the head."""
     result = train_knn(dataset, knn, progress=progress)
     if linear.loss == "none":
         return result
     head, metrics = train_linear_head(dataset, linear, progress=progress)
-    return TrainResult(model=result.model.with_linear(head), metrics={**result.metrics, **metrics}, cv=result.cv)
+    return TrainedModel(model=result.model.with_linear(head), metrics={**result.metrics, **metrics}, cv=result.cv)
 
 
-def save_trained(result: TrainResult, dataset: Dataset, out: str | Path, *, name: str, overwrite: bool = False) -> Manifest:
+def save_trained(result: TrainedModel, dataset: Dataset, out: str | Path, *, name: str, overwrite: bool = False) -> Manifest:
     """Save a training result as a bundle folder and return the written manifest."""
     return result.model.save(out, name=name, dataset=dataset_info(dataset), metrics=result.metrics, overwrite=overwrite)

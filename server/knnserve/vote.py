@@ -17,16 +17,11 @@ Rules (docs/voting.md says the same):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from knnserve.errors import InvalidInputError
-
-Weights = Literal["uniform", "distance"]
-TieBreak = Literal["nearest", "lowest"]
-WEIGHTS: tuple[str, ...] = ("uniform", "distance")
-TIE_BREAKS: tuple[str, ...] = ("nearest", "lowest")
+from knnserve_client.wire.query import TIE_BREAKS, WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -37,23 +32,20 @@ class VoteResult:
     probabilities: np.ndarray
 
 
-def check_weights(weights: str) -> str:
-    """Return ``weights`` if it is a known weighting, else raise InvalidInputError."""
-    if weights not in WEIGHTS:
-        raise InvalidInputError("weights", f"one of {', '.join(WEIGHTS)}", repr(weights))
-    return weights
+def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidInputError(field, f"one of {', '.join(choices)}", repr(value))
 
 
-def check_tie_break(tie_break: str) -> str:
-    """Return ``tie_break`` if it is a known tie rule, else raise InvalidInputError."""
-    if tie_break not in TIE_BREAKS:
-        raise InvalidInputError("tie_break", f"one of {', '.join(TIE_BREAKS)}", repr(tie_break))
-    return tie_break
+def neighbor_labels(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Class of each neighbor id (n, k) from the training ``labels``; -1 where the id is -1 (none found)."""
+    return np.where(ids >= 0, labels[np.maximum(ids, 0)], -1)
 
 
-def neighbour_weights(distances: np.ndarray, valid: np.ndarray, weights: str) -> np.ndarray:
-    """Vote weight of each neighbour (n, k), zero where ``valid`` is False."""
-    if check_weights(weights) == "uniform":
+def neighbor_weights(distances: np.ndarray, valid: np.ndarray, weights: str) -> np.ndarray:
+    """Vote weight of each neighbor (n, k), zero where ``valid`` is False."""
+    _check_choice("weights", weights, WEIGHTS)
+    if weights == "uniform":
         return valid.astype(np.float64)
     dist = np.where(valid, distances.astype(np.float64), np.inf)
     zero = valid & (dist == 0)
@@ -82,7 +74,7 @@ def vote(
     weights : ``uniform`` or ``distance``.
     tie_break : ``nearest`` or ``lowest`` (see the module docstring).
     """
-    check_tie_break(tie_break)
+    _check_choice("tie_break", tie_break, TIE_BREAKS)
     labels = np.asarray(neighbor_labels)
     if labels.ndim != 2 or labels.shape != np.shape(distances):
         raise InvalidInputError("neighbor_labels", "a (n, k) array matching distances", f"shape {labels.shape}")
@@ -90,7 +82,7 @@ def vote(
         raise InvalidInputError("neighbor_labels", f"class indices below {n_classes}", int(labels.max()))
     n = labels.shape[0]
     valid = labels >= 0
-    w = neighbour_weights(np.asarray(distances), valid, weights)
+    w = neighbor_weights(np.asarray(distances), valid, weights)
     flat = (np.arange(n)[:, None] * n_classes + np.where(valid, labels, 0)).ravel()
     votes = np.bincount(flat, weights=w.ravel(), minlength=n * n_classes).reshape(n, n_classes)
     totals = votes.sum(axis=1)

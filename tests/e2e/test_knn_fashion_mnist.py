@@ -7,6 +7,7 @@ import pytest
 from sklearn.neighbors import KNeighborsClassifier
 
 from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 pytestmark = pytest.mark.e2e
 
@@ -22,19 +23,19 @@ def test_exact_flat_equals_scikit_learn_on_a_test_slice(fashion_mnist, flat: KNN
     x_train = ds.x_train.reshape(len(ds.x_train), -1).astype(np.float32)
     oracle = KNeighborsClassifier(5, algorithm="brute").fit(x_train, ds.y_train)
     expected = oracle.predict(ds.x_test[rows].reshape(500, -1).astype(np.float32))
-    ours = flat.classify(ds.x_test[rows], k=5, tie_break="lowest").predictions
+    ours = flat.classify(ds.x_test[rows], KnnQuery(k=5, tie_break="lowest")).predictions
     # Pixel distances are integers, so two training images can tie at the k-th place; allow that.
     assert np.mean(ours == expected) >= 0.998
 
 
 def test_full_test_split_accuracy_and_hnsw_agreement(fashion_mnist, flat: KNNModel) -> None:
     ds = fashion_mnist
-    exact = flat.classify(ds.x_test, k=5)
+    exact = flat.classify(ds.x_test, KnnQuery(k=5))
     accuracy = float(np.mean(exact.predictions == ds.y_test))
     assert 0.84 <= accuracy <= 0.87  # k=5 raw-pixel k-NN on Fashion-MNIST is known to be ~85.5%
     hnsw = KNNModel.fit(ds.x_train[:20000], ds.y_train[:20000], index="hnsw")
     small_flat = KNNModel.fit(ds.x_train[:20000], ds.y_train[:20000])
-    approx = hnsw.classify(ds.x_test[:2000], k=10, ef_search=128)
-    truth = small_flat.classify(ds.x_test[:2000], k=10)
+    approx = hnsw.classify(ds.x_test[:2000], KnnQuery(k=10, ef_search=128))
+    truth = small_flat.classify(ds.x_test[:2000], KnnQuery(k=10))
     recall = np.mean([len(set(a) & set(t)) / 10 for a, t in zip(approx.ids, truth.ids)])
     assert recall >= 0.98

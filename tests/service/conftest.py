@@ -11,7 +11,7 @@ import pytest
 from knnserve.model import KNNModel
 from knnserve.service.config import ServeConfig
 from knnserve.service.server import KnnServer
-from knnserve_client import Client
+from knnserve_client import Client, ServerLimits
 from service_bundles import TinyData, blob_data, pixel_data, save_model
 
 
@@ -48,6 +48,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
 
 
 ServerFactory = Callable[..., tuple[KnnServer, str]]
+# start_server(max_rows_per_request=5): a ServerLimits field given on its own sets the server's limits.
+LIMIT_FIELDS = ("max_message_bytes", "max_rows_per_request", "max_neighbors_per_request")
 
 
 @pytest.fixture
@@ -56,6 +58,9 @@ def start_server(models: Fixture) -> Iterator[ServerFactory]:
     started: list[KnnServer] = []
 
     def start(*, load: bool = True, loader: Callable[[Path], KNNModel] | None = None, **overrides: object) -> tuple[KnnServer, str]:
+        limits = {name: overrides.pop(name) for name in LIMIT_FIELDS if name in overrides}
+        if limits:
+            overrides["limits"] = ServerLimits(**limits)  # type: ignore[arg-type]
         config = replace(ServeConfig(models_dir=models.root, port=0, grace_s=2.0), **overrides)
         server = KnnServer(config, loader=loader) if loader is not None else KnnServer(config)
         started.append(server)

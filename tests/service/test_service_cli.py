@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from knnserve.cli import main
+from knnserve_client.wire.query import KnnQuery
 
 
 def test_models_command_prints_one_model_a_line_name_first(shared_server, capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,8 +28,9 @@ def test_models_command_prints_one_model_a_line_name_first(shared_server, capsys
 
 def test_models_command_reports_a_client_error(start_server, capsys: pytest.CaptureFixture[str]) -> None:
     _, target = start_server(token="t0ken")
-    assert main(["models", "--server", target]) == 1
-    assert "UNAUTHENTICATED" in capsys.readouterr().err
+    assert main(["models", "--server", target]) == 3  # a failed server call: its own exit status
+    err = capsys.readouterr().err
+    assert "UNAUTHENTICATED" in err and err.count("\n") == 1 and "Traceback" not in err
     os.environ["KNNSERVE_TEST_CLI_TOKEN"] = "t0ken"
     try:
         assert main(["models", "--server", target, "--token-env", "KNNSERVE_TEST_CLI_TOKEN"]) == 0
@@ -43,7 +45,7 @@ def test_classify_command_writes_predictions(shared_server, models, tmp_path: Pa
     code = main(["classify", "--server", shared_server[1], "--model", "pixels", "--input", str(tmp_path / "x.npy"),
                  "--out", str(out), "--k", "3"])
     assert code == 0, capsys.readouterr().err
-    expected = models.pixels.classify(x, k=3)
+    expected = models.pixels.classify(x, KnnQuery(k=3))
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["label"]) for r in rows] == expected.predictions.tolist()

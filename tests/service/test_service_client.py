@@ -52,7 +52,7 @@ def test_unavailable_is_retried_other_codes_are_not(start_server, models) -> Non
     x = models.blobs.x_query[:1]
     with Client(target, timeout=10, retry=RetryPolicy(max_attempts=3, initial_backoff_s=0.01, max_backoff_s=0.02)) as client:
         with pytest.raises(UnavailableError) as failure:
-            client.classify("blobs", x)
+            client.classify("blobs", x, k=3)  # k given: no GetModel for the model's default k first
         assert failure.value.code == grpc.StatusCode.UNAVAILABLE
         assert calls(server, "Classify", "UNAVAILABLE") == 3
         server.load_models()

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from knnserve.service.config import BatchConfig
+from knnserve.dataplane.config import BatchConfig
 from knnserve_client import Client
+from knnserve_client.wire.query import KnnQuery
 
 
 def batch_stats(server) -> tuple[float, float]:  # type: ignore[no-untyped-def]
@@ -57,7 +58,7 @@ def test_hnsw_requests_with_different_k_share_a_batch_and_stay_exact(start_serve
     server, target = start_server(batching=BatchConfig(max_rows=256, max_wait_us=20000, adaptive=False))
     x = models.hnsw_data.x_query[:32]
     ks = [1, 3, 5, 9]
-    expected = {k: models.hnsw.classify(x, k=k) for k in ks}
+    expected = {k: models.hnsw.classify(x, KnnQuery(k=k)) for k in ks}
 
     def work(i: int) -> tuple[int, int, np.ndarray]:
         k = ks[i % len(ks)]

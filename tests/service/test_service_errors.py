@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from knnserve.model import KNNModel
-from knnserve.service.errors import GENERIC_INTERNAL_MESSAGE
-from knnserve.v1 import knnserve_pb2 as pb
-from knnserve.v1 import knnserve_pb2_grpc
-from knnserve.v1 import tensor_pb2
+from knnserve_client.wire.status import GENERIC_INTERNAL_MESSAGE
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1 import knnserve_pb2_grpc
+from knnserve_client.wire.v1 import tensor_pb2
 from knnserve_client import Client, InvalidArgumentError, NotFoundError, ServerError
-from knnserve_client.tensors import to_tensor
+from knnserve_client.wire.tensors import to_tensor
 
 F32 = tensor_pb2.DTYPE_FLOAT32
 
@@ -53,8 +53,8 @@ CASES = [
     ("negative shape", request(inputs=tensor_pb2.Tensor(dtype=F32, shape=[-2, 16], data=b"")), grpc.StatusCode.INVALID_ARGUMENT, "inputs.shape: expected sizes >= 0"),
     ("scalar", request(inputs=tensor_pb2.Tensor(dtype=F32, shape=[], data=bytes(4))), grpc.StatusCode.INVALID_ARGUMENT, "inputs.shape"),
     ("NaN", request(inputs=nan_rows()), grpc.StatusCode.INVALID_ARGUMENT, "inputs: expected finite values"),
-    ("empty batch", request(inputs=to_tensor(rows(n=0))), grpc.StatusCode.INVALID_ARGUMENT, "inputs: expected at least one row"),
-    ("k = 0", request(k=0), grpc.StatusCode.INVALID_ARGUMENT, "k: expected an integer between 1 and 400"),
+    ("empty batch", request(inputs=to_tensor(rows(n=0))), grpc.StatusCode.INVALID_ARGUMENT, "inputs.shape: expected at least one row"),
+    ("k = 0", request(k=0), grpc.StatusCode.INVALID_ARGUMENT, "k: expected an integer >= 1, got 0"),
     ("k > ntotal", request(k=401), grpc.StatusCode.INVALID_ARGUMENT, "k: expected an integer between 1 and 400"),
     ("nprobe on a flat index", request(nprobe=4), grpc.StatusCode.INVALID_ARGUMENT, "nprobe"),
     ("ef_search on a flat index", request(ef_search=4), grpc.StatusCode.INVALID_ARGUMENT, "ef_search"),
@@ -128,7 +128,7 @@ def test_too_many_rows_and_neighbours(start_server) -> None:
         with pytest.raises(grpc.RpcError) as failure:
             stub.Search(pb.SearchRequest(model="blobs", inputs=to_tensor(rows(n=3)), k=7), timeout=10)
         assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "21 neighbours exceed the limit of 20" in failure.value.details()
+        assert "21 neighbors exceed the limit of 20" in failure.value.details()
 
 
 def test_unexpected_error_is_internal_with_generic_message(start_server, caplog: pytest.LogCaptureFixture) -> None:

@@ -155,9 +155,9 @@ def test_request_whose_deadline_passes_in_the_queue_is_not_searched(start_server
         model = slow_loader(0.4)(path)
         inner = model.search
 
-        def count(rows, k, params=None):  # type: ignore[no-untyped-def]
+        def count(rows, query):  # type: ignore[no-untyped-def]
             searched.append(rows.shape[0])
-            return inner(rows, k, params)
+            return inner(rows, query)
 
         model.search = count  # type: ignore[method-assign]
         return model
@@ -166,12 +166,14 @@ def test_request_whose_deadline_passes_in_the_queue_is_not_searched(start_server
     x = models.blobs.x_query
     with Client(target, timeout=10, retry=RetryPolicy(max_attempts=1)) as client:
         client.limits()
-        first = threading.Thread(target=client.classify, args=("blobs", x[:3]))
+        answered: list[object] = []
+        first = threading.Thread(target=lambda: answered.append(client.classify("blobs", x[:3])))
         first.start()
         time.sleep(0.1)  # the batcher is busy with the first search for ~0.4 s
         with pytest.raises(Exception) as failure:
             client.classify("blobs", x[3:5], timeout=0.15)
         first.join()
+        assert len(answered) == 1, "the first call must succeed"
     assert failure.value.code == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
     time.sleep(0.5)
     assert searched == [3], "the expired request must not reach FAISS"

@@ -6,11 +6,12 @@ import grpc
 import numpy as np
 import pytest
 
-from knnserve.service.inference import top_classes
-from knnserve.v1 import knnserve_pb2 as pb
-from knnserve.v1 import knnserve_pb2_grpc
+from knnserve.dataplane.plane import top_classes
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client import Client
-from knnserve_client.tensors import to_tensor
+from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.query import KnnQuery
 
 
 def test_classify_matches_in_process_model(client: Client, models) -> None:
@@ -30,7 +31,7 @@ def test_classify_matches_in_process_model(client: Client, models) -> None:
 def test_classify_pinned_version_and_options(client: Client, models) -> None:
     x = models.blobs.x_query[:20]
     result = client.classify("blobs", x, version=1, k=7, weights="distance", tie_break="lowest", top_n=2, return_neighbors=True)
-    expected = models.blobs_v1.classify(x, k=7, weights="distance", tie_break="lowest")
+    expected = models.blobs_v1.classify(x, KnnQuery(k=7, weights="distance", tie_break="lowest"))
     assert result.version == 1
     np.testing.assert_array_equal(result.knn.predictions, expected.predictions)
     assert result.knn.top_classes.shape == (20, 2)
@@ -58,8 +59,8 @@ def test_uint8_images_and_flattened_rows_agree(client: Client, models) -> None:
 def test_search_matches_in_process(client: Client, models) -> None:
     x = models.hnsw_data.x_query[:10]
     result = client.search("hnsw", x, k=4, ef_search=80)
-    params = models.hnsw.search_params(ef_search=80)
-    distances, ids = models.hnsw.search(models.hnsw.prepare(x), 4, params)
+    query = models.hnsw.resolve(KnnQuery(k=4, ef_search=80))
+    distances, ids = models.hnsw.search(models.hnsw.prepare(x), query)
     np.testing.assert_array_equal(result.ids, ids)
     np.testing.assert_allclose(result.distances, distances, rtol=1e-6)
     np.testing.assert_array_equal(result.labels, models.hnsw.labels[ids])
@@ -111,6 +112,6 @@ def test_raw_tensor_contract(shared_server, models) -> None:
     with grpc.insecure_channel(target) as channel:
         response = knnserve_pb2_grpc.KnnServeStub(channel).Classify(request)
     predictions = np.frombuffer(response.knn.predictions.data, dtype="<i8")
-    np.testing.assert_array_equal(predictions, models.blobs_v1.classify(x, k=3).predictions)
+    np.testing.assert_array_equal(predictions, models.blobs_v1.classify(x, KnnQuery(k=3)).predictions)
     assert list(response.knn.predictions.shape) == [2]
     assert to_tensor(x).data == request.inputs.data

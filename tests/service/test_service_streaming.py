@@ -6,10 +6,11 @@ import grpc
 import numpy as np
 import pytest
 
-from knnserve.v1 import knnserve_pb2 as pb
-from knnserve.v1 import knnserve_pb2_grpc
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client import Client, InvalidArgumentError
-from knnserve_client.tensors import from_tensor, to_tensor
+from knnserve_client.wire.tensors import from_tensor, to_tensor
+from knnserve_client.wire.query import KnnQuery
 
 
 def test_classify_batches_in_order(client: Client, models) -> None:
@@ -17,7 +18,7 @@ def test_classify_batches_in_order(client: Client, models) -> None:
     batches = [x[:1], x[1:20], x[20:21], x[21:64]]
     results = list(client.classify_batches("blobs", batches, version=1, k=3))
     assert len(results) == 4
-    expected = models.blobs_v1.classify(x, k=3).predictions
+    expected = models.blobs_v1.classify(x, KnnQuery(k=3)).predictions
     np.testing.assert_array_equal(np.concatenate([r.knn.predictions for r in results]), expected)
     assert all(r.version == 1 for r in results)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from knnserve.atomic import atomic_file
 from knnserve.data.checksums import content_sha256, verify_file
 from knnserve.data.files import read_content
 from knnserve.data.registry import DatasetSpec, RemoteFile, get_spec
@@ -110,27 +109,22 @@ def _download(
 
 def _download_one(url: str, remote: RemoteFile, target: Path, show: bool, timeout: float) -> None:
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        with atomic_file(target, "wb", suffix=".part") as out:
+            md5 = _copy(url, out, remote.name, show, timeout)
+            out.flush()
+            if remote.md5 is not None and md5 != remote.md5.lower():
+                raise _AttemptFailed(f"{url}: expected md5 {remote.md5}, got {md5}", bad_checksum=True)
+            if remote.sha256 is not None:
+                try:
+                    actual = content_sha256(read_content(Path(out.name)))
+                except DatasetError as error:
+                    raise _AttemptFailed(f"{url}: {error}", bad_checksum=True) from error
+                if actual != remote.sha256.lower():
+                    raise _AttemptFailed(
+                        f"{url}: expected decompressed sha256 {remote.sha256}, got {actual}", bad_checksum=True
+                    )
     except OSError as error:
         raise DatasetError(f"{target.parent}: cannot write to the cache folder ({error})") from error
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            md5 = _copy(url, out, remote.name, show, timeout)
-        if remote.md5 is not None and md5 != remote.md5.lower():
-            raise _AttemptFailed(f"{url}: expected md5 {remote.md5}, got {md5}", bad_checksum=True)
-        if remote.sha256 is not None:
-            try:
-                actual = content_sha256(read_content(tmp))
-            except DatasetError as error:
-                raise _AttemptFailed(f"{url}: {error}", bad_checksum=True) from error
-            if actual != remote.sha256.lower():
-                raise _AttemptFailed(
-                    f"{url}: expected decompressed sha256 {remote.sha256}, got {actual}", bad_checksum=True
-                )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _copy(url: str, out: BinaryIO, label: str, show: bool, timeout: float) -> str:

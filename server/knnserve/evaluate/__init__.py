@@ -13,7 +13,6 @@ _EXPORTS = {
     "EvaluateConfig": "config",
     "IndexRequest": "config",
     "Sweep": "config",
-    "command_line": "config",
     "parse_index_request": "config",
     "parse_sweep": "config",
     "GroundTruth": "groundtruth",

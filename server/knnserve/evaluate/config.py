@@ -8,9 +8,9 @@ from pathlib import Path
 from knnserve.errors import InvalidInputError
 from knnserve.index.spec import STORAGES
 
-MODES: tuple[str, ...] = ("batch", "single", "both")
+MODE_CHOICES: tuple[str, ...] = ("batch", "single", "both")
 BASELINES: tuple[str, ...] = ("faiss", "sklearn", "naive", "matmul")
-# Sweep names a user may write, mapped to the SearchParams field they set.
+# Sweep names a user may write, mapped to the KnnQuery field they set.
 SWEEP_NAMES: dict[str, str] = {"nprobe": "nprobe", "efSearch": "ef_search", "ef_search": "ef_search"}
 # Which index kind (ResolvedSpec.kind) each search parameter applies to.
 PARAMETER_KIND: dict[str, str] = {"nprobe": "ivf", "ef_search": "hnsw"}
@@ -88,11 +88,12 @@ class EvaluateConfig:
         and bearer token for that client.
     baselines : any of ``faiss`` (bare IndexFlat search), ``sklearn``, ``naive``, ``matmul``.
     naive_queries : rows the per-row numpy loop runs on (its time is extrapolated).
-    target_recall, tune_queries, write_default : tuning of nprobe/efSearch on held-out training rows.
+    target_recall, tune_queries : tuning of nprobe/efSearch on held-out training rows (reported; the
+        evaluation never writes a bundle: ``knnserve tune`` writes a tuned bundle version).
     recall_epsilon : slack added to the true k-th distance (Euclidean/L1 scale) for recall.
     cache_dir, use_cache : ground-truth cache folder (None: ``<data cache>/groundtruth``); ``use_cache=False`` turns it off.
     out : output folder; ``save_raw`` also writes every run's neighbour ids there.
-    command : the command line to record in the report (empty: :func:`command_line` renders one).
+    command : the command line to record in the report (the CLI passes its argv; empty: the config's repr).
     """
 
     out: Path
@@ -123,7 +124,6 @@ class EvaluateConfig:
     naive_queries: int = 20
     target_recall: float | None = None
     tune_queries: int = 1000
-    write_default: Path | None = None
     recall_epsilon: float = 1e-3
     cache_dir: Path | None = None
     use_cache: bool = True
@@ -147,8 +147,8 @@ class EvaluateConfig:
                 raise InvalidInputError(name, "an integer >= 1", value)
         if self.queries is not None and self.queries < 1:
             raise InvalidInputError("queries", "an integer >= 1", self.queries)
-        if self.mode not in MODES:
-            raise InvalidInputError("mode", f"one of {', '.join(MODES)}", repr(self.mode))
+        if self.mode not in MODE_CHOICES:
+            raise InvalidInputError("mode", f"one of {', '.join(MODE_CHOICES)}", repr(self.mode))
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise InvalidInputError("baseline", f"any of {', '.join(BASELINES)}", ", ".join(unknown))
@@ -158,8 +158,6 @@ class EvaluateConfig:
             raise InvalidInputError("index", "at least one --index, --bundle, or --server with --model", "none")
         if self.target_recall is not None and not 0.0 < self.target_recall <= 1.0:
             raise InvalidInputError("target_recall", "a fraction in (0, 1]", self.target_recall)
-        if self.write_default is not None and self.target_recall is None:
-            raise InvalidInputError("write_default", "--target-recall as well (the default written is the tuned value)", "no target")
         if self.recall_epsilon < 0:
             raise InvalidInputError("recall_epsilon", "a number >= 0", self.recall_epsilon)
         if self.max_run_seconds <= 0:
@@ -184,44 +182,3 @@ class EvaluateConfig:
             if PARAMETER_KIND[sweep.parameter] == kind:
                 return sweep
         return None
-
-
-_SCALAR_FLAGS = {
-    "dataset": "--dataset", "data_dir": "--data-dir", "k": "--k", "vote_k": "--vote-k", "weights": "--weights",
-    "tie_break": "--tie-break", "metric": "--metric", "queries": "--queries", "mode": "--mode",
-    "single_queries": "--single-queries", "exact_single_queries": "--exact-single-queries", "repeats": "--repeats",
-    "max_run_seconds": "--max-run-seconds", "threads": "--threads", "server": "--server", "model": "--model",
-    "server_timeout": "--server-timeout", "naive_queries": "--naive-queries", "target_recall": "--target-recall",
-    "tune_queries": "--tune-queries", "write_default": "--write-default", "recall_epsilon": "--recall-epsilon",
-    "cache_dir": "--cache-dir", "seed": "--seed",
-}
-_SWEEP_FLAG_NAMES = {"nprobe": "nprobe", "ef_search": "efSearch"}
-
-
-def command_line(config: EvaluateConfig) -> list[str]:
-    """A ``knnserve evaluate`` command line that reproduces ``config`` (options left at their default omitted)."""
-    defaults = EvaluateConfig(out=config.out, indexes=(IndexRequest("flat"),))
-    words = ["knnserve", "evaluate"]
-    for name, flag in _SCALAR_FLAGS.items():
-        value = getattr(config, name)
-        if value is not None and value != getattr(defaults, name):
-            words += [flag, str(value)]
-    if not config.download:
-        words.append("--no-download")
-    for request in config.indexes:
-        words += ["--index", request.label]
-    for bundle in config.bundles:
-        words += ["--bundle", str(bundle)]
-    for sweep in config.sweeps:
-        words += ["--sweep", f"{_SWEEP_FLAG_NAMES[sweep.parameter]}={','.join(map(str, sweep.values))}"]
-    for baseline in config.baselines:
-        words += ["--baseline", baseline]
-    if config.server_tls is True:
-        words.append("--tls")
-    elif config.server_tls:
-        words += ["--tls-ca", str(config.server_tls)]
-    # A bearer token is a secret: never recorded (pass --token-file / --token-env again to rerun).
-    for flag, on in (("--no-cache", not config.use_cache), ("--save-raw", config.save_raw), ("--no-progress", not config.progress)):
-        if on:
-            words.append(flag)
-    return words + ["--out", str(config.out)]

@@ -12,24 +12,20 @@ metric, k and this module's format version, so changed data or settings never hi
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
+from knnserve.atomic import atomic_file
 from knnserve.data import array_checksum
 from knnserve.evaluate.metrics import exact_distances
-from knnserve.index import as_float32_rows
+from knnserve.index import as_float32_rows, flat_index
 
 FORMAT_VERSION = 1
 QUERY_CHUNK_ROWS = 2048
-ADD_CHUNK_ROWS = 16384
-_METRIC_TYPES = {"l2": faiss.METRIC_L2, "l1": faiss.METRIC_L1}
 
 
 @dataclass(frozen=True)
@@ -54,12 +50,8 @@ class GroundTruth:
 
     @property
     def kth(self) -> np.ndarray:
-        """Exact distance of each query's k-th neighbour, (n,)."""
+        """Exact distance of each query's k-th neighbor, (n,)."""
         return self.distances[:, -1]
-
-    def first(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, distances) of the first ``k`` neighbours."""
-        return self.ids[:, :k], self.distances[:, :k]
 
 
 def cache_key(base: np.ndarray, queries: np.ndarray, metric: str, k: int) -> str:
@@ -76,9 +68,7 @@ def compute_ground_truth(
     if not 1 <= k <= n_base:
         raise ValueError(f"k: expected 1..{n_base} (the number of base rows), got {k}")
     candidates = min(n_base, k + max(k, 16))
-    index = faiss.IndexFlat(d, _METRIC_TYPES[metric])
-    for start in range(0, n_base, ADD_CHUNK_ROWS):
-        index.add(as_float32_rows(base[start : start + ADD_CHUNK_ROWS], d, field="base"))
+    index = flat_index(base, metric)
     ids = np.empty((queries.shape[0], k), dtype=np.int64)
     distances = np.empty((queries.shape[0], k), dtype=np.float64)
     with tqdm(total=queries.shape[0], desc="exact ground truth", unit="query", disable=not progress, leave=False) as bar:
@@ -108,15 +98,8 @@ def _read_cache(path: Path, key: str, n: int, k: int) -> tuple[np.ndarray, np.nd
 
 
 def _write_cache(path: Path, key: str, ids: np.ndarray, distances: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, key=np.array(key), ids=ids, distances=distances)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb", suffix=".npz") as handle:
+        np.savez(handle, key=np.array(key), ids=ids, distances=distances)
 
 
 def cache_path(cache_dir: Path, key: str) -> Path:

@@ -1,49 +1,37 @@
-"""Run search functions the way every system is measured: batch passes on all threads, then one query a call on one thread."""
+"""The one measurement loop every system goes through: batch passes on all threads, then one query a call on one thread."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import faiss
 import numpy as np
 
 from knnserve.evaluate.timing import BatchTiming, LatencyTiming, time_batch_interleaved, time_single_interleaved
+from knnserve.index import num_threads
 
 # Rows searched once, untimed, before batch passes (page faults, thread start-up, lazy allocations);
-# more than FAISS's BLAS threshold (20 rows), so the warm-up takes the same code path as the pass.
+# more than the BLAS threshold (8 rows by default), so the warm-up takes the same code path as the pass.
 WARMUP_ROWS = 64
 
-SearchFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# One timed call: a slice of the query rows in (each system slices its own prepared rows), whatever
+# the system answers out (neighbors, predictions or None).
+TimedCall = Callable[[slice], Any]
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Neighbours of every query (the first batch pass, or an untimed pass) and the timings that ran."""
+    """What the calls answered for every query (the first batch pass, or an untimed pass) and the timings that ran."""
 
-    ids: np.ndarray
-    distances: np.ndarray
+    answer: Any
     batch: BatchTiming | None
     single: LatencyTiming | None
 
 
-@contextmanager
-def faiss_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` FAISS OpenMP threads (None: leave as is), then restore the previous count."""
-    previous = faiss.omp_get_max_threads()
-    if n is not None:
-        faiss.omp_set_num_threads(n)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
-
-
-def measure_searches(
-    searches: Sequence[SearchFn],
-    queries: np.ndarray,
+def measure_calls(
+    calls: Sequence[TimedCall],
+    n_queries: int,
     *,
     modes: tuple[str, ...],
     single_rows: np.ndarray,
@@ -52,47 +40,41 @@ def measure_searches(
     threads: int | None = None,
     progress: bool = False,
     desc: str = "",
+    answer_all: bool = True,
 ) -> list[Measurement]:
-    """Time each ``search(rows) -> (distances, ids)`` over ``queries`` in the requested modes, interleaved.
+    """Time each ``call(rows)`` over the ``n_queries`` query rows in the requested modes, interleaved.
 
     Batch mode: one call with every query, ``threads`` FAISS threads, one warm-up call on
     ``WARMUP_ROWS`` rows each, then up to ``repeats`` passes. Single mode: one query per call on one
-    FAISS thread over ``single_rows`` (as ann-benchmarks does). With several searches, passes (batch)
-    and queries (single) alternate between them. The neighbours returned come from the first batch
-    pass, or from an untimed full pass when only single mode runs.
+    FAISS thread over ``single_rows`` (as ann-benchmarks does). With several calls, passes (batch)
+    and queries (single) alternate between them. The answers returned come from the first batch
+    pass, or from an untimed pass over all queries when only single mode runs (None when
+    ``answer_all`` is False: a subsampled single-mode-only run answers only the timed rows).
     """
-    results: list[tuple[np.ndarray, np.ndarray]] = []
-    batch: list[BatchTiming | None] = [None] * len(searches)
-    with faiss_threads(threads):
+    answers: list[Any] = [None] * len(calls)
+    batch: list[BatchTiming | None] = [None] * len(calls)
+    with num_threads(threads):
         if "batch" in modes:
             timed = time_batch_interleaved(
-                [lambda s=s: s(queries) for s in searches],
-                queries.shape[0],
+                [lambda c=c: c(slice(0, n_queries)) for c in calls],
+                n_queries,
                 repeats=repeats,
                 max_seconds=max_seconds,
-                warmups=[lambda s=s: s(queries[:WARMUP_ROWS]) for s in searches],
+                warmups=[lambda c=c: c(slice(0, WARMUP_ROWS)) for c in calls],
             )
             batch = [timing for timing, _ in timed]
-            results = [result for _, result in timed]
-        else:
-            results = [s(queries) for s in searches]
-    single: list[LatencyTiming | None] = [None] * len(searches)
+            answers = [answer for _, answer in timed]
+        elif answer_all:
+            answers = [c(slice(0, n_queries)) for c in calls]
+    single: list[LatencyTiming | None] = [None] * len(calls)
     if "single" in modes:
-        with faiss_threads(1):
+        with num_threads(1):
             single = list(time_single_interleaved(
-                [lambda row, s=s: s(queries[row : row + 1]) for s in searches],
+                [lambda row, c=c: c(slice(row, row + 1)) for c in calls],
                 single_rows,
                 repeats=repeats,
                 max_seconds=max_seconds,
                 progress=progress,
                 desc=f"single {desc}".strip(),
             ))
-    return [
-        Measurement(ids=np.asarray(ids), distances=np.asarray(distances), batch=b, single=t)
-        for (distances, ids), b, t in zip(results, batch, single)
-    ]
-
-
-def measure_search(search: SearchFn, queries: np.ndarray, **options: Any) -> Measurement:
-    """:func:`measure_searches` for one search function."""
-    return measure_searches([search], queries, **options)[0]
+    return [Measurement(answer=a, batch=b, single=t) for a, b, t in zip(answers, batch, single)]

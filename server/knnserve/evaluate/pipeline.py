@@ -1,9 +1,8 @@
-"""``run_evaluate``: load data, ground truth, run every system, score, and write results.json, report.md and plots."""
+"""``run_evaluate``: load data, ground truth, run every system under test, score, and write results.json, report.md and plots."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,19 +12,22 @@ import numpy as np
 from knnserve import __version__
 from knnserve.bundle import read_manifest
 from knnserve.data import default_cache_dir, load_dataset
-from knnserve.evaluate.baselines import bare_faiss, child_baselines, naive_loop
-from knnserve.evaluate.config import EvaluateConfig, command_line
+from knnserve.evaluate.config import EvaluateConfig, IndexRequest
 from knnserve.evaluate.groundtruth import ground_truth
 from knnserve.evaluate.plots import write_plots
-from knnserve.evaluate.remote import evaluate_server
 from knnserve.evaluate.report import machine_info, write_report, write_results
-from knnserve.evaluate.runner import evaluate_bundle, evaluate_indexes, faiss_twin_request
+from knnserve.evaluate.runner import run_systems
 from knnserve.evaluate.runs import RunOutput
 from knnserve.evaluate.schema import Results
 from knnserve.evaluate.scoring import SpaceTruth, score_runs, space_truth
 from knnserve.evaluate.space import RAW, FeatureSpace, check_bundle, model_space, raw_space, space_key
+from knnserve.evaluate.systems.base import System
+from knnserve.evaluate.systems.baselines import ChildBaseline, NaiveLoop
+from knnserve.evaluate.systems.inprocess import FaissFlat, IndexSystem
+from knnserve.evaluate.systems.remote import RemoteServer
 from knnserve.evaluate.tune import run_tuning
 from knnserve.evaluate.workload import Workload, make_workload
+from knnserve.index import resolve_spec
 from knnserve.model import KNNModel
 
 RAW_FOLDER = "raw"
@@ -38,50 +40,69 @@ def groundtruth_cache(config: EvaluateConfig) -> Path | None:
     return config.cache_dir if config.cache_dir is not None else default_cache_dir() / "groundtruth"
 
 
-@dataclass(frozen=True)
-class Bundles:
-    """Bundles named on the command line (``--bundle``, ``--write-default``): path -> feature-space key."""
+def load_spaces(workload: Workload, dataset_checksum: str, config: EvaluateConfig) -> tuple[dict[str, FeatureSpace], dict[Path, str]]:
+    """The raw space and one per ``--bundle``, each bundle checked to index this dataset's training rows.
 
-    keys: dict[Path, str]
-
-    def served(self, spaces: dict[str, FeatureSpace], model: str | None) -> FeatureSpace:
-        """The space of the bundle whose manifest name is the served model's, else the raw rows."""
-        for path, key in self.keys.items():
-            if read_manifest(path).name == model:
-                return spaces[key]
-        return spaces[RAW]
-
-
-def load_spaces(workload: Workload, dataset_checksum: str, config: EvaluateConfig) -> tuple[dict[str, FeatureSpace], Bundles]:
-    """The raw space and one per bundle named, each bundle checked to index this dataset's training rows."""
+    Returns the spaces by key and each bundle's space key.
+    """
     spaces = {RAW: raw_space(workload, config.metric)}
     keys: dict[Path, str] = {}
-    paths = list(dict.fromkeys([*config.bundles, *([config.write_default] if config.write_default else [])]))
-    for path in paths:
+    for path in dict.fromkeys(config.bundles):
         model = KNNModel.load(path)
         assert model.manifest is not None
         check_bundle(path, model.manifest, workload, dataset_checksum)
         key = space_key(model.manifest, set(spaces))
         keys[path] = key
         spaces[key] = model_space(model, workload, key)
-    return spaces, Bundles(keys)
+    return spaces, keys
 
 
-def collect_runs(workload: Workload, config: EvaluateConfig, spaces: dict[str, FeatureSpace], bundles: Bundles
-                 ) -> list[RunOutput]:
-    """Every run: in-process indexes (bare faiss beside float32 Flat, else first on its own), bundles, baselines, server."""
-    runs: list[RunOutput] = []
-    if "faiss" in config.baselines and faiss_twin_request(workload, config) is None:
-        runs.append(bare_faiss(workload, config))  # no float32 Flat requested to time it beside
-    runs.extend(evaluate_indexes(workload, config))
-    for path in config.bundles:
-        runs.extend(evaluate_bundle(path, bundles.keys[path], workload, config))
-    runs.extend(child_baselines(workload, config, tuple(t for t in ("sklearn", "matmul") if t in config.baselines)))
+def served_space(spaces: dict[str, FeatureSpace], bundles: dict[Path, str], model: str | None) -> FeatureSpace:
+    """The space of the ``--bundle`` whose manifest name is the served model's, else the raw rows."""
+    for path, key in bundles.items():
+        if read_manifest(path).name == model:
+            return spaces[key]
+    return spaces[RAW]
+
+
+def faiss_twin_request(workload: Workload, config: EvaluateConfig) -> IndexRequest | None:
+    """The first requested index that is a float32 ``Flat``, when the bare-faiss baseline is asked for.
+
+    That index's runs are timed interleaved with ``index.search`` called directly on the same FAISS
+    index, so the comparison measures knnserve's overhead and not the machine's load of the moment.
+    """
+    if "faiss" not in config.baselines:
+        return None
+    n, d = workload.base.shape
+    for request in config.indexes:
+        spec = resolve_spec(request.spec, n=n, d=d, metric=config.metric, dtype=workload.base.dtype, storage=request.storage)
+        if spec.factory == "Flat":
+            return request
+    return None
+
+
+def systems_under_test(workload: Workload, config: EvaluateConfig, spaces: dict[str, FeatureSpace],
+                       bundles: dict[Path, str]) -> list[tuple[System, System | None]]:
+    """Every system, in the order the report lists them, each with its twin (or None).
+
+    Bare faiss goes beside the first float32 Flat index (or first, on its own, when none is asked
+    for); then the indexes, the bundles, scikit-learn and the GEMM bound, the naive loop, the server.
+    """
+    twin_request = faiss_twin_request(workload, config)
+    systems: list[tuple[System, System | None]] = []
+    if "faiss" in config.baselines and twin_request is None:
+        systems.append((FaissFlat(workload, config), None))
+    for request in config.indexes:
+        system = IndexSystem(workload, config, request=request)
+        twin = FaissFlat(workload, config, twin=system) if request is twin_request else None
+        systems.append((system, twin))
+    systems += [(IndexSystem(workload, config, bundle=path, space=bundles[path]), None) for path in config.bundles]
+    systems += [(ChildBaseline(workload, config, task), None) for task in ("sklearn", "matmul") if task in config.baselines]
     if "naive" in config.baselines:
-        runs.append(naive_loop(workload, config))
+        systems.append((NaiveLoop(workload, config), None))
     if config.server is not None:
-        runs.extend(evaluate_server(workload, config, bundles.served(spaces, config.model)))
-    return runs
+        systems.append((RemoteServer(workload, config, served_space(spaces, bundles, config.model)), None))
+    return systems
 
 
 def save_raw(out: Path, runs: list[RunOutput]) -> None:
@@ -130,16 +151,16 @@ def run_evaluate(config: EvaluateConfig) -> Results:
                                              progress=config.progress), workload, config)
         for key, space in spaces.items()
     }
-    runs = collect_runs(workload, config, spaces, bundles)
+    runs = run_systems(systems_under_test(workload, config, spaces, bundles), workload, config)
     tuning = []
     if config.target_recall is not None:
-        tuning = run_tuning(spaces, {key: path for path, key in bundles.keys.items()}, config, cache)
+        tuning = run_tuning(spaces, {key: path for path, key in bundles.items()}, config, cache)
     records, refs = score_runs(runs, truths, workload, config)
     gt = truths[RAW].gt
     results = Results(
         created_at=datetime.now(timezone.utc),
         knnserve_version=__version__,
-        command=list(config.command) or command_line(config),
+        command=list(config.command) or [f"run_evaluate({config!r})"],
         machine={**machine, "load_average_end": list(os.getloadavg())},
         dataset={"name": dataset.name, "checksum": dataset.checksum, "source": dataset.source,
                  "n_train": int(workload.base.shape[0]), "n_test": int(dataset.x_test.shape[0]),

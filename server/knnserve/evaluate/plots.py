@@ -10,7 +10,7 @@ import numpy as np
 
 from knnserve.evaluate.metrics import pareto_front
 from knnserve.evaluate.schema import Results, RunRecord
-from knnserve.plotting import pyplot
+from knnserve.plotting import pyplot, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,9 +85,7 @@ def _figure(results: Results, quality: str, path: Path) -> Path | None:
     what = "recall" if quality == "recall" else "accuracy"
     fig.suptitle(f"{results.dataset['name']}: {what} vs speed (upper right is better)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def write_plots(out: Path, results: Results) -> list[str]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from knnserve.atomic import atomic_write_text
 from knnserve.evaluate.schema import Results, RunRecord
 
 RESULTS_FILE = "results.json"
@@ -19,9 +19,9 @@ ACCURACY_TOLERANCE_POINTS = 0.5
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, and the versions that shape the figures (FAISS build, numpy, Python)."""
-    import faiss
     import numpy
 
+    from knnserve.index.backend import build_info
     from knnserve.machine import cpu_model, usable_cores
 
     return {
@@ -30,35 +30,15 @@ def machine_info() -> dict[str, Any]:
         "load_average_start": list(os.getloadavg()),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "faiss": faiss.__version__,
-        "faiss_compile_options": faiss.get_compile_options().strip(),
+        **build_info(),
         "numpy": numpy.__version__,
     }
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(staging, 0o666 & ~_umask())  # mkstemp makes it private; outputs are ordinary files
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_results(out: Path, results: Results) -> Path:
     """Write ``results.json`` atomically."""
     path = out / RESULTS_FILE
-    _atomic_write(path, results.model_dump_json(indent=2) + "\n")
+    atomic_write_text(path, results.model_dump_json(indent=2) + "\n")
     return path
 
 
@@ -314,7 +294,7 @@ def render_report(results: Results, plots: list[str]) -> str:
 def write_report(out: Path, results: Results, plots: list[str]) -> Path:
     """Write ``report.md`` atomically."""
     path = out / REPORT_FILE
-    _atomic_write(path, render_report(results, plots))
+    atomic_write_text(path, render_report(results, plots))
     return path
 
 

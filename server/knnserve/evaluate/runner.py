@@ -1,193 +1,108 @@
-"""The in-process sweep: build each requested index with KNNModel, then search it at every setting."""
+"""The one runner loop: open a system, time each of its settings through ``measure.py``, record what it
+answered (``RunOutput``), close it. A system may bring a twin that is timed interleaved with it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from knnserve.evaluate.config import EvaluateConfig, IndexRequest
-from knnserve.evaluate.measure import Measurement, measure_searches
-from knnserve.evaluate.runs import BuildCost, RunOutput, params_label
+from knnserve.evaluate.config import EvaluateConfig
+from knnserve.evaluate.measure import Measurement, measure_calls
+from knnserve.evaluate.runs import RunOutput
+from knnserve.evaluate.systems.base import Answer, Description, Setting, System
 from knnserve.evaluate.workload import Workload
-from knnserve.index import SearchParams, nlist, resolve_spec
-from knnserve.model import KNNModel, true_distances
 
 
-def search_settings(model: KNNModel, config: EvaluateConfig) -> tuple[list[SearchParams], list[str]]:
-    """The settings to run on this model's index (its sweep, else its default), and notes on values skipped."""
-    kind = model.index_info.kind
-    sweep = config.sweep_for(kind)
-    default = model.search_params()
-    if kind not in ("ivf", "hnsw"):
-        return [SearchParams()], []
-    if sweep is None:
-        return [default], []
-    notes: list[str] = []
-    values = list(sweep.values)
-    if kind == "ivf":
-        lists = nlist(model.index) or 1
-        skipped = [v for v in values if v > lists]
-        values = [v for v in values if v <= lists]
-        if skipped:
-            notes.append(f"nprobe {', '.join(map(str, skipped))} skipped: above nlist={lists}")
-        return [SearchParams(nprobe=v) for v in values], notes
-    return [SearchParams(ef_search=v) for v in values], notes
-
-
-def params_dict(params: SearchParams) -> dict[str, int]:
-    """Search parameters that are set, as a plain dict."""
-    return {key: value for key, value in (("nprobe", params.nprobe), ("ef_search", params.ef_search)) if value is not None}
-
-
-def is_exact(model: KNNModel) -> bool:
-    """True when the index searches exhaustively over exact vectors (Flat, or raw bytes of uint8 inputs)."""
-    info = model.index_info
-    raw_bytes = model.input_dtype == np.uint8 and model.preprocessor is None
-    return info.kind == "flat" and (info.factory == "Flat" or raw_bytes)
-
-
-def index_facts(model: KNNModel, request: IndexRequest) -> dict[str, Any]:
-    """The index as a run record shows it."""
-    info = model.index_info
-    facts: dict[str, Any] = {
-        "spec": request.label,
-        "factory": info.factory,
-        "storage": info.storage,
-        "kind": info.kind,
-        "metric": info.metric,
-        "build_params": dict(info.build_params),
-    }
-    if (lists := nlist(model.index)) is not None:
-        facts["nlist"] = lists
-    return facts
-
-
-def build_model(workload: Workload, request: IndexRequest, config: EvaluateConfig) -> KNNModel:
-    """Index the workload's base rows as ``request`` says (the same path ``knnserve train`` takes)."""
-    return KNNModel.fit(
-        workload.base,
-        workload.base_labels,
-        class_names=workload.class_names,
-        index=request.spec,
-        metric=config.metric,
-        storage=request.storage,
-        progress=config.progress,
-    )
-
-
-def faiss_twin_request(workload: Workload, config: EvaluateConfig) -> IndexRequest | None:
-    """The first requested index that is a float32 ``Flat``, when the bare-faiss baseline is asked for.
-
-    That index's runs are timed interleaved with ``index.search`` called directly on the same FAISS
-    index, so the comparison measures knnserve's overhead and not the machine's load of the moment.
-    """
-    if "faiss" not in config.baselines:
-        return None
-    n, d = workload.base.shape
-    for request in config.indexes:
-        spec = resolve_spec(request.spec, n=n, d=d, metric=config.metric, dtype=workload.base.dtype, storage=request.storage)
-        if spec.factory == "Flat":
-            return request
-    return None
-
-
-def _faiss_twin(config: EvaluateConfig, reference: RunOutput, measured: Measurement) -> RunOutput:
+def _output(described: Description, setting: Setting, measured: Measurement, answer: Answer, rows: np.ndarray,
+            n_queries: int) -> RunOutput:
+    ids = distances = predictions = prediction_rows = None
+    if isinstance(answer, tuple):
+        distances, ids = (np.asarray(part) for part in answer)
+    elif answer is not None:
+        predictions, prediction_rows = np.asarray(answer, dtype=np.int64), rows
+    extrapolated = None
+    if prediction_rows is not None and prediction_rows.size < n_queries and measured.single is not None:
+        extrapolated = float(measured.single.latencies.mean() * n_queries)
     return RunOutput(
-        label="bare faiss IndexFlat.search (same index)",
-        system="faiss",
-        transport="in-process",
-        index={**(reference.index or {}), "spec": "faiss index.search()"},
-        exact=True,
-        ids=measured.ids,
-        distances=true_distances(measured.distances, config.metric),
+        label=f"{described.label} {setting.label}".strip(),
+        system=described.system,
+        transport=described.transport,
+        index=described.index,
+        params=setting.params,
+        exact=described.exact,
+        build=described.build,
+        ids=ids,
+        distances=distances,
+        predictions=predictions,
+        prediction_rows=prediction_rows,
         batch=measured.batch,
         single=measured.single,
-        notes=("index.search() called directly on the FAISS index knnserve built (its size and build time are on that "
-               "run), on the same float32 rows; "
-               f"its passes and queries alternate with those of `{reference.label}`",),
+        extrapolated_seconds=extrapolated,
+        notes=described.notes,
+        space=described.space,
     )
 
 
-def evaluate_model(
-    model: KNNModel,
-    request: IndexRequest,
-    workload: Workload,
-    config: EvaluateConfig,
-    *,
-    bar: tqdm | None = None,
-    faiss_twin: bool = False,
-    space: str = "raw",
-    label_suffix: str = "",
-) -> Iterator[RunOutput]:
-    """One run per search setting of an already built model (and its bare-faiss twin when asked)."""
-    queries = model.prepare(workload.queries)
-    exact = is_exact(model)
-    info = model.index_info
-    build = BuildCost(info.train_seconds, info.add_seconds, info.serialized_bytes)
-    settings, notes = search_settings(model, config)
-    single_rows = workload.single_rows(config.exact_single_queries if exact else config.single_queries)
-    for params in settings:
-        label = f"{info.factory} {params_label(params_dict(params))}".strip()
-        if request.storage != "auto":
-            label += f" ({request.storage})"
-        label += label_suffix
-        if bar is not None:
-            bar.set_postfix_str(label)
-        searches = [lambda rows, p=params: model.search(rows, config.search_k, p)]
-        if faiss_twin:
-            searches.append(lambda rows: model.index.search(rows, config.search_k))
-        measured, *twin = measure_searches(
-            searches,
-            queries,
-            modes=config.timed_modes,
-            single_rows=single_rows,
-            repeats=config.repeats,
-            max_seconds=config.max_run_seconds,
-            threads=config.threads,
-            progress=config.progress,
-            desc=label,
-        )
-        run = RunOutput(
-            label=label,
-            system="knnserve",
-            transport="in-process",
-            index=index_facts(model, request),
-            params=params_dict(params),
-            exact=exact,
-            build=build,
-            ids=measured.ids,
-            distances=measured.distances,
-            batch=measured.batch,
-            single=measured.single,
-            notes=tuple(notes),
-            space=space,
-        )
-        if twin:
-            yield _faiss_twin(config, run, twin[0])
-        yield run
-        if bar is not None:
-            bar.update(1)
+def run_system(system: System, workload: Workload, config: EvaluateConfig, *, twin: System | None = None,
+               bar: tqdm | None = None) -> Iterator[RunOutput]:
+    """Every setting of ``system`` (and, interleaved with each, the twin's one setting), as run records.
+
+    The twin is opened after ``system`` (it may share its index) and closed before it.
+    """
+    opened: list[System] = []
+    try:
+        for member in (system, twin):
+            if member is not None:
+                member.open()
+                opened.append(member)
+        settings = system.settings()
+        described = system.describe()
+        members = [(system, described)] + ([(twin, twin.describe())] if twin is not None else [])
+        n = workload.queries.shape[0]
+        prepared = [member.prepare(workload.queries) for member, _ in members]
+        subsampled = system.modes.subsampled
+        # A subsampled system (the naive loop) is only ever timed one query a call, whatever the mode.
+        modes = ("single",) if subsampled else tuple(m for m in config.timed_modes if getattr(system.modes, m))
+        single_n = system.modes.single_queries or (config.exact_single_queries if described.exact else config.single_queries)
+        single_rows = workload.single_rows(single_n)
+        for setting in settings:
+            label = f"{described.label} {setting.label}".strip()
+            if bar is not None:
+                bar.set_postfix_str(label)
+            twin_setting = Setting()
+            calls = [lambda part, s=setting: system.search(prepared[0][part], s)]
+            if twin is not None:
+                calls.append(lambda part: twin.search(prepared[1][part], twin_setting))
+            measured = measure_calls(
+                calls, n, modes=modes, single_rows=single_rows, repeats=config.repeats, max_seconds=config.max_run_seconds,
+                threads=config.threads, progress=config.progress, desc=label, answer_all=not subsampled,
+            )
+            outputs = []
+            for (member, member_described), rows_of, measurement, member_setting in zip(
+                members, prepared, measured, [setting, twin_setting]
+            ):
+                if subsampled:  # answered (untimed) on the rows it was timed on, not on every query
+                    answer, rows = member.search(rows_of[single_rows], member_setting), single_rows
+                else:
+                    answer, rows = measurement.answer, np.arange(n)
+                outputs.append(_output(member_described, member_setting, measurement, member.finish(answer), rows, n))
+            yield from reversed(outputs)  # the twin (the yardstick) first, as the report reads
+            if bar is not None:
+                bar.update(1)
+    finally:
+        for member in reversed(opened):
+            member.close()
 
 
-def evaluate_indexes(workload: Workload, config: EvaluateConfig) -> Iterator[RunOutput]:
-    """Build every requested index in turn (one in memory at a time) and run all its settings."""
-    twin = faiss_twin_request(workload, config)
-    with tqdm(total=None, desc="in-process runs", unit="run", disable=not config.progress) as bar:
-        for request in config.indexes:
-            bar.set_postfix_str(f"building {request.label}")
-            model = build_model(workload, request, config)
-            yield from evaluate_model(model, request, workload, config, bar=bar, faiss_twin=request is twin)
-            twin = None if request is twin else twin
-            del model
+def run_systems(systems: list[tuple[System, System | None]], workload: Workload, config: EvaluateConfig) -> list[RunOutput]:
+    """Run every (system, twin) pair in turn, one system in memory at a time."""
+    runs: list[RunOutput] = []
+    with tqdm(total=None, desc="runs", unit="run", disable=not config.progress) as bar:
+        for system, twin in systems:
+            runs.extend(run_system(system, workload, config, twin=twin, bar=bar))
+    return runs
 
 
-def evaluate_bundle(path: Path, key: str, workload: Workload, config: EvaluateConfig) -> Iterator[RunOutput]:
-    """Runs of a saved bundle as it is (its index, preprocessing and defaults), at the sweep of its index kind."""
-    model = KNNModel.load(path)
-    name = model.manifest.name if model.manifest is not None else path.name
-    request = IndexRequest(spec=f"bundle {name} ({model.index_info.spec})")
-    yield from evaluate_model(model, request, workload, config, space=key, label_suffix=f" [bundle {name}]")
+__all__ = ["run_system", "run_systems"]

@@ -14,9 +14,9 @@ from knnserve.evaluate.schema import BatchRecord, BuildRecord, MemoryRecord, Ref
 from knnserve.evaluate.space import RAW, FeatureSpace
 from knnserve.evaluate.timing import latency_summary
 from knnserve.evaluate.workload import Workload
-from knnserve.vote import vote
+from knnserve.vote import neighbor_labels, vote
 
-MODES = ("batch", "single")
+TIMED_MODES = ("batch", "single")
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,19 @@ class SpaceTruth:
     exact_lowest: np.ndarray
 
 
-def neighbour_predictions(
+def neighbor_predictions(
     ids: np.ndarray, distances: np.ndarray, workload: Workload, config: EvaluateConfig, *, tie_break: str | None = None
 ) -> np.ndarray:
     """k-NN vote over the first ``vote_k`` neighbours with the run's weights and tie rule (knnserve.vote)."""
     ids, distances = ids[:, : config.vote_k], distances[:, : config.vote_k]
-    labels = np.where(ids >= 0, workload.base_labels[np.maximum(ids, 0)], -1)
+    labels = neighbor_labels(workload.base_labels, ids)
     return vote(labels, distances.astype(np.float32), workload.n_classes, weights=config.weights,
                 tie_break=tie_break or config.tie_break).predictions
 
 
 def exact_predictions(gt: GroundTruth, workload: Workload, config: EvaluateConfig, *, tie_break: str | None = None) -> np.ndarray:
     """Predictions of exact k-NN: the vote over the ground-truth neighbours."""
-    return neighbour_predictions(gt.ids, gt.distances, workload, config, tie_break=tie_break)
+    return neighbor_predictions(gt.ids, gt.distances, workload, config, tie_break=tie_break)
 
 
 def space_truth(space: FeatureSpace, gt: GroundTruth, workload: Workload, config: EvaluateConfig) -> SpaceTruth:
@@ -87,7 +87,7 @@ def score_run(run_id: str, run: RunOutput, truths: dict[str, SpaceTruth], worklo
         true = exact_distances(space.base, space.queries, found, space.metric)
         recall = recall_at_k(found, true, gt.distances[:, config.k - 1], config.k, config.recall_epsilon)
         recall_ids = id_overlap(found, gt.ids, config.k)
-        acc = accuracy(neighbour_predictions(run.ids, run.distances, workload, config), workload.query_labels)
+        acc = accuracy(neighbor_predictions(run.ids, run.distances, workload, config), workload.query_labels)
         delta, acc_rows = acc - truth.exact_accuracy, int(workload.query_labels.size)
     elif run.predictions is not None and run.prediction_rows is not None:
         labels = workload.query_labels[run.prediction_rows]
@@ -111,7 +111,7 @@ def score_run(run_id: str, run: RunOutput, truths: dict[str, SpaceTruth], worklo
 def references(records: list[RunRecord]) -> dict[str, Reference | None]:
     """Per mode, the fastest exact in-process search of the raw rows (knnserve or bare faiss): what speedups divide by."""
     found: dict[str, Reference | None] = {}
-    for mode in MODES:
+    for mode in TIMED_MODES:
         best: Reference | None = None
         for record in records:
             timing = getattr(record, mode)
@@ -128,13 +128,13 @@ def with_speedups(records: list[RunRecord], refs: dict[str, Reference | None]) -
     updated: list[RunRecord] = []
     for record in records:
         changes: dict[str, object] = {}
-        for mode in MODES:
+        for mode in TIMED_MODES:
             timing, ref = getattr(record, mode), refs.get(mode)
             if timing is not None and ref is not None:
                 changes[mode] = timing.model_copy(update={"speedup": timing.qps / ref.qps})
         updated.append(record.model_copy(update=changes))
     flags: dict[str, dict[str, bool]] = {r.run_id: {} for r in updated}
-    for mode in MODES:
+    for mode in TIMED_MODES:
         for transport in ("in-process", "grpc"):
             group = [r for r in updated if r.transport == transport and r.recall is not None and getattr(r, mode)]
             if group:

@@ -112,19 +112,6 @@ def time_batch_interleaved(
     ]
 
 
-def time_batch(
-    call: Callable[[], T],
-    queries: int,
-    *,
-    repeats: int,
-    max_seconds: float,
-    warmup: Callable[[], object] | None = None,
-) -> tuple[BatchTiming, T]:
-    """Time ``call`` (one pass over ``queries`` queries) after ``warmup``; returns the timing and the first result."""
-    return time_batch_interleaved([call], queries, repeats=repeats, max_seconds=max_seconds,
-                                  warmups=[warmup] if warmup is not None else [])[0]
-
-
 def time_single_interleaved(
     calls: Sequence[Callable[[int], object]],
     rows: Sequence[int] | np.ndarray,

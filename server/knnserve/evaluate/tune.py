@@ -21,16 +21,18 @@ from pathlib import Path
 
 import numpy as np
 
-from knnserve.bundle import KnnDefaults, Manifest, load_bundle, read_manifest, save_bundle
-from knnserve.errors import BundleError
+from knnserve.bundle import MANIFEST, read_manifest
+from knnserve.data.dataset import Dataset
+from knnserve.errors import BundleError, InvalidInputError
 from knnserve.evaluate.config import EvaluateConfig, IndexRequest
 from knnserve.evaluate.groundtruth import ground_truth
-from knnserve.evaluate.measure import faiss_threads
-from knnserve.evaluate.metrics import exact_distances, recall_at_k
+from knnserve.evaluate.metrics import DEFAULT_EPSILON, exact_distances, recall_at_k
 from knnserve.evaluate.schema import TuningRecord
-from knnserve.evaluate.space import RAW, FeatureSpace
-from knnserve.evaluate.workload import holdout_split
-from knnserve.index import ResolvedSpec, SearchParams, build_index, nlist, resolve_spec, search
+from knnserve.evaluate.space import RAW, FeatureSpace, check_bundle, model_space
+from knnserve.evaluate.workload import holdout_split, make_workload
+from knnserve.index import ResolvedSpec, build_index, nlist, num_threads, resolve_spec, search
+from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 EF_SEARCH_MAX = 4096
 
@@ -77,34 +79,56 @@ class TuneTarget:
         return self.space == other.space and same_build(self.spec, other.spec)
 
 
-def tune_index(target: TuneTarget, base: np.ndarray, config: EvaluateConfig, cache_dir: Path | None = None) -> TuningRecord:
-    """Build ``target`` without the held-out rows and search the smallest setting reaching ``config.target_recall``."""
-    assert config.target_recall is not None
+@dataclasses.dataclass(frozen=True)
+class TuneSettings:
+    """What a tuning run aims at: recall@``k`` >= ``target_recall`` on ``tune_queries`` held-out training rows."""
+
+    target_recall: float
+    k: int = 10
+    tune_queries: int = 1000
+    recall_epsilon: float = DEFAULT_EPSILON
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.target_recall <= 1.0:
+            raise InvalidInputError("target_recall", "a fraction in (0, 1]", self.target_recall)
+
+    @classmethod
+    def of(cls, config: EvaluateConfig) -> TuneSettings:
+        """The tuning an evaluation asks for (``--target-recall``)."""
+        assert config.target_recall is not None
+        return cls(config.target_recall, config.k, config.tune_queries, config.recall_epsilon, config.seed,
+                   config.threads, config.progress)
+
+
+def tune_index(target: TuneTarget, base: np.ndarray, settings: TuneSettings, cache_dir: Path | None = None) -> TuningRecord:
+    """Build ``target`` without the held-out rows and search the smallest setting reaching the target recall."""
     parameter = "nprobe" if target.spec.kind == "ivf" else "ef_search"
-    kept, held = holdout_split(base.shape[0], config.tune_queries, config.seed)
+    kept, held = holdout_split(base.shape[0], settings.tune_queries, settings.seed)
     kept_rows, queries = base[kept], base[held]
     started = time.perf_counter()
-    index, _ = build_index(kept_rows, target.spec, progress=config.progress)
+    index, _ = build_index(kept_rows, target.spec, progress=settings.progress)
     build_seconds = time.perf_counter() - started
-    gt = ground_truth(kept_rows, queries, config.k, target.spec.metric, cache_dir=cache_dir, progress=config.progress)
+    gt = ground_truth(kept_rows, queries, settings.k, target.spec.metric, cache_dir=cache_dir, progress=settings.progress)
     prepared = np.ascontiguousarray(queries, dtype=np.float32)
 
     def recall_of(value: int) -> float:
-        params = SearchParams(**{parameter: value})
-        _, ids = search(index, prepared, config.k, params)
+        _, ids = search(index, prepared, settings.k, **{parameter: value})
         true = exact_distances(kept_rows, queries, ids, target.spec.metric)
-        return recall_at_k(ids, true, gt.kth, config.k, config.recall_epsilon)
+        return recall_at_k(ids, true, gt.kth, settings.k, settings.recall_epsilon)
 
-    lo, hi = (1, nlist(index) or 1) if parameter == "nprobe" else (config.k, EF_SEARCH_MAX)
-    with faiss_threads(config.threads):
-        value, seen = smallest_reaching(recall_of, config.target_recall, lo, hi)
+    lo, hi = (1, nlist(index) or 1) if parameter == "nprobe" else (settings.k, EF_SEARCH_MAX)
+    with num_threads(settings.threads):
+        value, seen = smallest_reaching(recall_of, settings.target_recall, lo, hi)
     note = "" if value is not None else f"not reached at {parameter}={hi} (the largest value tried)"
     if parameter == "ef_search":
-        note = (note + "; " if note else "") + f"efSearch below k={config.k} behaves as k, so the search starts at k"
+        note = (note + "; " if note else "") + f"efSearch below k={settings.k} behaves as k, so the search starts at k"
     return TuningRecord(
         index=dict(target.facts),
         parameter=parameter,  # type: ignore[arg-type]
-        target_recall=config.target_recall,
+        target_recall=settings.target_recall,
         value=value,
         recall=seen[value] if value is not None else max(seen.values()),
         reached=value is not None,
@@ -145,44 +169,62 @@ def same_build(a: ResolvedSpec, b: ResolvedSpec) -> bool:
     return (a.factory, a.metric, json.dumps(a.build_params, sort_keys=True)) == (b.factory, b.metric, json.dumps(b.build_params, sort_keys=True))
 
 
-def write_default(path: Path, record: TuningRecord, config: EvaluateConfig) -> Manifest:
-    """Rewrite the bundle with the tuned value as its default (a new verified manifest, files and arrays kept)."""
+def tune_bundle(path: Path, dataset: Dataset, settings: TuneSettings, cache_dir: Path | None = None) -> TuningRecord:
+    """Tune a bundle's nprobe / efSearch in its own feature space on held-out rows of ``dataset``'s training split.
+
+    The bundle must index that training split (same rows, same order); it is not changed.
+    """
+    model = KNNModel.load(path)
+    assert model.manifest is not None
+    workload = make_workload(dataset, seed=settings.seed)
+    check_bundle(path, model.manifest, workload, dataset.checksum)
+    space = model_space(model, workload, f"bundle:{model.manifest.name}")
+    target = target_from_bundle(path, space)
+    if target is None:
+        raise InvalidInputError("bundle", "an IVF or HNSW index (one with nprobe or efSearch to tune)", model.index_info.factory)
+    return tune_index(target, space.base, settings, cache_dir)
+
+
+def next_version(path: Path) -> Path:
+    """The folder of the next version beside a bundle laid out NAME/VERSION/ (the highest version + 1)."""
+    if not path.name.isdigit():
+        raise InvalidInputError("out", f"a folder for the tuned bundle ({path} is not laid out NAME/VERSION/)", "none")
+    versions = [int(p.name) for p in path.parent.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()]
+    return path.parent / str(max(versions, default=0) + 1)
+
+
+def write_tuned_version(path: Path, record: TuningRecord, *, k: int, recall_epsilon: float, out: Path | None = None) -> Path:
+    """Save the bundle with the tuned value as its default, as a new bundle (by default its next version).
+
+    The original bundle is not touched; the new one records the tuning in ``manifest.extra["tuning"]``.
+    """
     if record.value is None:
-        raise BundleError(f"{path}: recall@k {record.target_recall} was not reached, so no default was written")
-    loaded = load_bundle(path)
-    manifest = loaded.manifest
-    knn = KnnDefaults.model_validate({**manifest.knn.model_dump(), record.parameter: record.value})
+        raise BundleError(f"{path}: recall@k {record.target_recall} was not reached, so no bundle was written")
+    target = out if out is not None else next_version(path)
+    model = KNNModel.load(path)
+    assert model.manifest is not None
+    tuned = model.with_defaults(KnnQuery(**{record.parameter: record.value}))
     tuning = {
         "parameter": record.parameter, "value": record.value, "target_recall": record.target_recall,
-        "recall": record.recall, "k": config.k, "held_out_queries": record.held_out_queries,
-        "recall_epsilon": config.recall_epsilon, "written_at": datetime.now(timezone.utc).isoformat(),
+        "recall": record.recall, "k": k, "held_out_queries": record.held_out_queries,
+        "recall_epsilon": recall_epsilon, "tuned_from": str(path), "written_at": datetime.now(timezone.utc).isoformat(),
     }
-    updated = Manifest.model_validate({**manifest.model_dump(), "knn": knn.model_dump(),
-                                       "extra": {**manifest.extra, "evaluate_tuning": tuning}})
-    return save_bundle(path, updated, loaded.index, loaded.labels, arrays=loaded.arrays, overwrite=True)
+    manifest = model.manifest
+    tuned.save(target, name=manifest.name, dataset=manifest.dataset, metrics=manifest.metrics,
+               extra={**manifest.extra, "tuning": tuning})
+    return target
 
 
 def run_tuning(spaces: dict[str, FeatureSpace], bundles: dict[str, Path], config: EvaluateConfig,
                cache_dir: Path | None = None) -> list[TuningRecord]:
     """Tune every IVF/HNSW index requested and every bundle's (``bundles``: space key -> path), each on
-    held-out rows of its own feature space; write the ``--write-default`` bundle's tuned value into it."""
+    held-out rows of its own feature space. Reports only: nothing is written."""
+    settings = TuneSettings.of(config)
     raw = spaces[RAW]
     n, d = raw.base.shape
     targets = targets_from_requests(config.indexes, n, d, raw.base.dtype, config.metric)
-    written: TuneTarget | None = None
     for key, path in bundles.items():
         target = target_from_bundle(path, spaces[key])
-        if target is None:
-            if config.write_default is not None and path == config.write_default:
-                raise BundleError(f"{path}: its index has no nprobe or efSearch to tune")
-            continue
-        if not any(target.same_index(t) for t in targets):
+        if target is not None and not any(target.same_index(t) for t in targets):
             targets.append(target)
-        if config.write_default is not None and path == config.write_default:
-            written = target
-    records = [tune_index(t, spaces[t.space].base, config, cache_dir) for t in targets]
-    if written is not None:
-        position = next(i for i, t in enumerate(targets) if t.same_index(written))
-        write_default(written.bundle, records[position], config)  # type: ignore[arg-type]
-        records[position] = records[position].model_copy(update={"written_to": str(written.bundle)})
-    return records
+    return [tune_index(t, spaces[t.space].base, settings, cache_dir) for t in targets]

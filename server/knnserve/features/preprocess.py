@@ -70,13 +70,10 @@ def _as_rows(x: np.ndarray, field: str) -> np.ndarray:
     return x.reshape(x.shape[0], -1)
 
 
-def _scaled(rows: np.ndarray, divisor: float, field: str) -> np.ndarray:
-    """A fresh float32 copy of rows divided by ``divisor``, checked finite (later steps work in place)."""
+def _scaled(rows: np.ndarray, divisor: float) -> np.ndarray:
+    """A fresh float32 copy of rows divided by ``divisor`` (later steps work in place)."""
     # One fused pass: multiplying straight into float32 was ~4x faster than astype() then *= here.
-    out = np.multiply(rows, np.float32(1.0 / divisor), dtype=np.float32, casting="unsafe")
-    if rows.dtype.kind == "f" and not np.isfinite(out).all():
-        raise InvalidInputError(field, "finite values (within float32 range)", "NaN or infinity")
-    return out
+    return np.multiply(rows, np.float32(1.0 / divisor), dtype=np.float32, casting="unsafe")
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,13 +100,17 @@ class Preprocessor:
         return self.input_dim if self.pca_matrix is None else int(self.pca_matrix.shape[0])
 
     def transform(self, x: np.ndarray) -> np.ndarray:
-        """Apply the fitted transform to (N, *input_shape) or (N, input_dim) input; returns float32 (N, D)."""
+        """Apply the fitted transform to (N, *input_shape) or (N, input_dim) input; returns float32 (N, D).
+
+        The input must be finite: it is validated where it enters (``KNNModel.prepare`` for served
+        rows, the linear head's ``check_features``), not again here.
+        """
         x = np.asarray(x)
         if x.shape[1:] != self.input_shape and x.shape[1:] != (self.input_dim,):
             raise InvalidInputError(
                 "x", f"shape (N, {', '.join(map(str, self.input_shape))}) or (N, {self.input_dim})", f"shape {x.shape}"
             )
-        out = _scaled(_as_rows(x, "x"), self.divisor, "x")
+        out = _scaled(_as_rows(x, "x"), self.divisor)
         if self.mean is not None:
             out -= self.mean
         if self.std is not None:
@@ -193,25 +194,6 @@ class Preprocessor:
         return cls(config=config, input_shape=input_shape, divisor=float(metadata["divisor"]), **loaded)
 
 
-def _pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train ``faiss.PCAMatrix`` on x (N, D) float32; return (matrix (dim, D), bias (dim,), variance (dim,)).
-
-    ``variance`` is the training-set variance along each kept component (faiss's eigenvalues are
-    those of the unnormalised scatter matrix, so they are divided by N here).
-    """
-    import faiss  # imported here so that linear-only users never load faiss's OpenMP runtime
-
-    n, d = x.shape
-    pca = faiss.PCAMatrix(d, dim)
-    # faiss subsamples to max_points_per_d * d points by default; use every training row.
-    pca.max_points_per_d = max(int(np.ceil(n / d)), 1)
-    pca.train(np.ascontiguousarray(x, dtype=np.float32))
-    matrix = faiss.vector_to_array(pca.A).reshape(dim, d)
-    bias = faiss.vector_to_array(pca.b)
-    variance = faiss.vector_to_array(pca.eigenvalues)[:dim] / n
-    return matrix.astype(np.float32), bias.astype(np.float32), variance.astype(np.float32)
-
-
 def fit_preprocessor(x: np.ndarray, config: PreprocessConfig = PreprocessConfig()) -> Preprocessor:
     """Fit the configured steps on training images x (N, ...) of any numeric dtype and return them.
 
@@ -232,7 +214,9 @@ def fit_preprocessor(x: np.ndarray, config: PreprocessConfig = PreprocessConfig(
     # A scaled float32 copy is needed for the std and the PCA, and to reject non-finite floats; the
     # common uint8 + centring case takes its mean straight from the integers and skips the copy.
     needs_copy = config.standardize or config.pca_dim is not None or rows.dtype.kind == "f"
-    data = _scaled(rows, divisor, "x_train") if needs_copy else None
+    data = _scaled(rows, divisor) if needs_copy else None
+    if rows.dtype.kind == "f" and data is not None and not np.isfinite(data).all():
+        raise InvalidInputError("x_train", "finite values (within float32 range)", "NaN or infinity")
     mean = std = None
     if config.center:
         if data is not None:
@@ -249,7 +233,10 @@ def fit_preprocessor(x: np.ndarray, config: PreprocessConfig = PreprocessConfig(
             data -= mean
         if std is not None:
             data /= std
-        matrix, bias, variance = _pca(data, int(config.pca_dim))
+        # Imported here so that linear-only users never load faiss's OpenMP runtime.
+        from knnserve.index.backend import fit_pca
+
+        matrix, bias, variance = fit_pca(data, int(config.pca_dim))
     return Preprocessor(
         config=config,
         input_shape=tuple(np.shape(x)[1:]),

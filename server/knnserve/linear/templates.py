@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from knnserve.errors import InvalidInputError
-from knnserve.plotting import pyplot
+from knnserve.plotting import pyplot, save_figure
 
 
 def template_images(templates: np.ndarray) -> np.ndarray:
@@ -48,8 +48,4 @@ def plot_templates(model: Any, path: str | Path, *, columns: int = 5) -> Path:
     loss = model.linear.loss
     fig.suptitle(f"linear head templates ({loss}): rows of W in input space", fontsize=10)
     fig.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    return save_figure(fig, path)

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from knnserve.errors import InvalidInputError
 from knnserve.features.knn_spec import knn_preprocess_name, parse_knn_preprocess
 from knnserve.model import KNNModel
-from knnserve.vote import check_weights, vote
+from knnserve.vote import neighbor_labels, vote
+from knnserve_client.wire.query import WEIGHTS, KnnQuery
 
 DEFAULT_KS: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 15, 21)
 
@@ -107,7 +108,8 @@ def cross_validate_k(
     if not ks or min(ks) < 1:
         raise InvalidInputError("ks", "a non-empty list of integers >= 1", ks)
     for w in weights:
-        check_weights(w)
+        if w not in WEIGHTS:
+            raise InvalidInputError("weights", f"one of {', '.join(WEIGHTS)}", repr(w))
     configs = {knn_preprocess_name(parse_knn_preprocess(p)): parse_knn_preprocess(p) for p in preprocess}
     if not configs:
         raise InvalidInputError("preprocess", "at least one candidate", "none")
@@ -129,13 +131,11 @@ def cross_validate_k(
             truth = y[held_rows]
             for name, config in configs.items():
                 model = KNNModel.fit(x[train_rows], y[train_rows], class_names=names, metric=metric, preprocess=config)
-                distances, ids = model.search(model.prepare(x[held_rows]), k_max)
-                neighbor_labels = np.where(ids >= 0, model.labels[np.maximum(ids, 0)], -1)
+                distances, ids = model.search(model.prepare(x[held_rows]), model.resolve(KnnQuery(k=k_max)))
+                labels = neighbor_labels(model.labels, ids)
                 for p, k, w in scores:
                     if p == name:
-                        predicted = vote(
-                            neighbor_labels[:, :k], distances[:, :k], n_classes, weights=w, tie_break=tie_break
-                        ).predictions
+                        predicted = vote(labels[:, :k], distances[:, :k], n_classes, weights=w, tie_break=tie_break).predictions
                         scores[(p, k, w)].append(float(np.mean(predicted == truth)))
                 bar.update(1)
     candidates = tuple(Candidate(k, w, tuple(acc), p) for (p, k, w), acc in scores.items())

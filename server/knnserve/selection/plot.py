@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from knnserve.plotting import pyplot
+from knnserve.plotting import pyplot, save_figure
 from knnserve.selection.knn_cv import CVResult
 
 
@@ -29,8 +29,4 @@ def plot_cv_curve(result: CVResult, path: str | Path, *, title: str = "k-NN cros
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(target)
-    plt.close(fig)
-    return target
+    return save_figure(fig, path)

@@ -66,7 +66,7 @@ def ensure_bundle(
     print(f"training a bundle ({heads}, index {index}) on {dataset.name} into {target} ...", file=out, flush=True)
     result = train_model(
         dataset,
-        KnnConfig(index=index, k="auto", preprocess="auto"),
+        KnnConfig(index=index, choose_k=True, preprocess="auto"),
         LinearConfig(loss="softmax" if linear else "none"),
         progress=progress,
     )

@@ -1,5 +1,5 @@
 """Server interceptors: bearer-token auth, and the wrapper every RPC runs in (request id, logs,
-metrics, and the one place where exceptions become status codes via errors.status_for)."""
+metrics, and where exceptions become status codes via knnserve_client.wire.status.status_for)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from typing import Any
 
 import grpc
 
-from knnserve.service.errors import UnauthenticatedError, status_for
 from knnserve.service.logs import request_id_var
 from knnserve.service.metrics import ServiceMetrics
+from knnserve_client.wire.errors import TokenRejectedError
+from knnserve_client.wire.status import REQUEST_ID_KEY, status_for
 
 log = logging.getLogger("knnserve.service.rpc")
-
-REQUEST_ID_KEY = "x-request-id"
 MAX_REQUEST_ID_CHARS = 128
 OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
@@ -68,7 +67,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
         reason = "missing bearer token (metadata authorization: Bearer <token>)" if sent is None else "wrong bearer token"
 
         def reject(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-            raise UnauthenticatedError(reason)
+            raise TokenRejectedError(reason)
 
         return _rebuild(handler, reject)
 

@@ -18,19 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
-import faiss
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from knnserve.index import set_num_threads
+from knnserve.dataplane import DataPlane, ModelRegistry, ReloadReport, searcher_factory
+from knnserve.index import set_blas_threshold, set_num_threads
 from knnserve.model import KNNModel
 from knnserve.service.config import ServeConfig
 from knnserve.service.interceptors import AuthInterceptor, ObservabilityInterceptor
 from knnserve.service.metrics import ServiceMetrics
-from knnserve.service.registry import ModelRegistry, ReloadReport, searcher_factory
 from knnserve.service.servicer import KnnServeServicer
-from knnserve.v1 import knnserve_pb2, knnserve_pb2_grpc
+from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +65,7 @@ class KnnServer:
             ),
             loader=loader,
         )
+        self.plane = DataPlane(self.registry, config.limits)
         self.health = health.HealthServicer()
         self.port: int | None = None
         self.metrics_port: int | None = None
@@ -80,9 +80,8 @@ class KnnServer:
         """Bind and start serving (health NOT_SERVING until :meth:`load_models`); returns the port."""
         config = self.config
         threads = self.faiss_threads
-        if config.blas_threshold is not None:
-            # Process-wide FAISS setting: this process serves, so the server's choice wins.
-            faiss.cvar.distance_compute_blas_threshold = config.blas_threshold
+        # Process-wide FAISS setting: this process serves, so the server's choice wins.
+        set_blas_threshold(config.blas_threshold)
         # OpenMP's thread count is per calling thread: set it in every worker that may search.
         executor = ThreadPoolExecutor(
             max_workers=self.grpc_workers, thread_name_prefix="grpc-worker", initializer=set_num_threads, initargs=(threads,)
@@ -94,20 +93,12 @@ class KnnServer:
             executor,
             interceptors=interceptors,
             options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
                 ("grpc.max_send_message_length", -1),  # responses are bounded by max_neighbors_per_request
                 ("grpc.so_reuseport", 0),  # never share a port with another server by accident
             ],
         )
-        knnserve_pb2_grpc.add_KnnServeServicer_to_server(
-            KnnServeServicer(
-                self.registry,
-                max_message_bytes=config.max_message_bytes,
-                max_rows_per_request=config.max_rows_per_request,
-                max_neighbors_per_request=config.max_neighbors_per_request,
-            ),
-            server,
-        )
+        knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         for name in ("", SERVICE_NAME):
             self.health.set(name, NOT_SERVING)

@@ -1,86 +1,93 @@
-"""The KnnServe servicer: look up the model, convert the message, delegate, convert back. Nothing else.
+"""The KnnServe servicer: decode the message, call the data plane, encode the answer. Nothing else.
 
-Errors are not handled here: they propagate to the interceptor, which maps them to status codes.
+Errors are not handled here: they propagate to the interceptor, which maps them to status codes
+(``knnserve_client.wire.status``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import grpc
 
-from knnserve.service import convert, inference
-from knnserve.service.registry import ModelRegistry
+from knnserve.dataplane import DataPlane, PendingClassify
 from knnserve.service.streaming import classify_stream
-from knnserve.v1 import knnserve_pb2 as pb
-from knnserve.v1 import knnserve_pb2_grpc
+from knnserve_client.wire.enums import HEADS
+from knnserve_client.wire.errors import InvalidInputError
+from knnserve_client.wire.messages import optional_field, query_from
+from knnserve_client.wire.tensors import INPUT_DTYPES, from_tensor
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1 import knnserve_pb2_grpc
+
+# gRPC reports "no deadline" as an enormous time remaining; treat anything beyond this as none.
+NO_DEADLINE_S = 1e7
+
+
+def deadline_of(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline as a ``time.monotonic`` time (None = no deadline)."""
+    remaining = context.time_remaining()
+    if remaining is None or remaining > NO_DEADLINE_S:
+        return None
+    return time.monotonic() + remaining
+
+
+def version_of(message: pb.ClassifyRequest | pb.SearchRequest | pb.GetModelRequest) -> int | None:
+    """The requested version (None = newest); versions are positive integers."""
+    version = optional_field(message, "version")
+    if version is not None and version < 1:
+        raise InvalidInputError("version", "a positive integer, or unset for the newest", version)
+    return version
+
+
+def heads_of(request: pb.ClassifyRequest) -> tuple[str, ...]:
+    """The requested heads as names (empty: every head the model has)."""
+    if any(number == pb.HEAD_UNSPECIFIED for number in request.heads):
+        raise InvalidInputError("heads", "HEAD_KNN or HEAD_LINEAR", "HEAD_UNSPECIFIED")
+    return tuple(HEADS.from_wire(number) or "" for number in request.heads)
 
 
 class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
-    """Implements knnserve.v1.KnnServe over a ModelRegistry."""
+    """Implements knnserve.v1.KnnServe over a DataPlane."""
 
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        *,
-        max_message_bytes: int,
-        max_rows_per_request: int,
-        max_neighbors_per_request: int,
-        stream_window: int = 8,
-    ) -> None:
-        self._registry = registry
-        self._limits = convert.limits(max_message_bytes, max_rows_per_request, max_neighbors_per_request)
-        self._max_rows = max_rows_per_request
-        self._max_neighbors = max_neighbors_per_request
+    def __init__(self, plane: DataPlane, *, stream_window: int = 8) -> None:
+        self._plane = plane
+        self._limits = plane.limits.to_proto()
         self._stream_window = stream_window
 
-    def _start(self, request: pb.ClassifyRequest, deadline: float | None) -> inference.PendingClassify:
-        served = self._registry.get(request.model, convert.version_of(request))
-        rows = convert.decode_rows(request.inputs, served, self._max_rows)
-        options = convert.knn_options(request, served)
-        inference.check_neighbors(rows.shape[0], options.k, self._max_neighbors)
-        return inference.PendingClassify(
-            served,
-            rows,
-            options,
-            convert.heads_of(request, served),
-            deadline=deadline,
-            return_neighbors=request.return_neighbors,
+    def _start(self, request: pb.ClassifyRequest, deadline: float | None) -> PendingClassify:
+        version = version_of(request)
+        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_DTYPES)
+        return self._plane.start_classify(
+            request.model, version, inputs, query_from(request), heads_of(request),
+            return_neighbors=request.return_neighbors, tag=request.tag, deadline=deadline,
         )
 
     def Classify(self, request: pb.ClassifyRequest, context: grpc.ServicerContext) -> pb.ClassifyResponse:
-        pending = self._start(request, inference.deadline_from(context.time_remaining()))
+        pending = self._start(request, deadline_of(context))
         context.add_callback(pending.cancel)  # a caller that goes away does not get searched for
-        return convert.classify_response(pending.served, pending.result(), tag=request.tag)
+        return pending.result().to_proto()
 
     def ClassifyStream(
         self, request_iterator: Iterator[pb.ClassifyRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.ClassifyResponse]:
-        deadline = inference.deadline_from(context.time_remaining())
-        yield from classify_stream(
-            request_iterator,
-            lambda request: self._start(request, deadline),
-            lambda pending, request: convert.classify_response(pending.served, pending.result(), tag=request.tag),
-            window=self._stream_window,
-        )
+        deadline = deadline_of(context)
+        yield from classify_stream(request_iterator, lambda request: self._start(request, deadline),
+                                   window=self._stream_window)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
-        served = self._registry.get(request.model, convert.version_of(request))
-        rows = convert.decode_rows(request.inputs, served, self._max_rows)
-        options = convert.knn_options(request, served)
-        inference.check_neighbors(rows.shape[0], options.k, self._max_neighbors)
-        output = inference.search(served, rows, options, deadline=inference.deadline_from(context.time_remaining()))
-        return convert.search_response(served, output)
+        version = version_of(request)
+        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_DTYPES)
+        result = self._plane.search(request.model, version, inputs, query_from(request), deadline=deadline_of(context))
+        return result.to_proto()
 
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        table = self._registry.snapshot()
-        models = [convert.model_info(versions[max(versions)], list(versions)) for _, versions in sorted(table.items())]
+        models = [info.to_proto() for info in self._plane.describe_all()]
         return pb.ListModelsResponse(models=models, limits=self._limits)
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        served = self._registry.get(request.name, convert.version_of(request), field="name")
-        versions = list(self._registry.snapshot().get(served.name, {served.version: served}))
-        return pb.GetModelResponse(model=convert.model_info(served, versions), limits=self._limits)
+        info = self._plane.describe(request.name, version_of(request), field="name")
+        return pb.GetModelResponse(model=info.to_proto(), limits=self._limits)
 
 
-__all__ = ["KnnServeServicer"]
+__all__ = ["KnnServeServicer", "deadline_of", "heads_of", "version_of"]

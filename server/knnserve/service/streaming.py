@@ -7,8 +7,8 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 
-from knnserve.service.inference import PendingClassify
-from knnserve.v1 import knnserve_pb2 as pb
+from knnserve.dataplane import PendingClassify
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
 
 _DONE = object()
 _POLL_S = 0.1
@@ -17,14 +17,13 @@ _POLL_S = 0.1
 def classify_stream(
     requests: Iterator[pb.ClassifyRequest],
     start: Callable[[pb.ClassifyRequest], PendingClassify],
-    respond: Callable[[PendingClassify, pb.ClassifyRequest], pb.ClassifyResponse],
     *,
     window: int = 8,
 ) -> Iterator[pb.ClassifyResponse]:
     """Yield one response per request, in order, with up to ``window`` requests in progress.
 
-    ``start`` validates a request and submits its search; ``respond`` waits for it and builds the
-    response. An exception from either (or from the request stream) is raised here, after the
+    ``start`` validates a request and submits its search; its result is waited for in order and
+    encoded. An exception from either (or from the request stream) is raised here, after the
     responses of the requests before it, and ends the stream.
     """
     ahead: queue.Queue[object] = queue.Queue(maxsize=window)
@@ -43,7 +42,7 @@ def classify_stream(
         try:
             for request in requests:
                 try:
-                    item: object = (request, start(request))
+                    item: object = start(request)
                 except Exception as error:  # delivered in order by the consumer below
                     put(error)
                     return
@@ -63,8 +62,8 @@ def classify_stream(
                 return
             if isinstance(item, Exception):
                 raise item
-            request, pending = item  # type: ignore[misc]
-            yield respond(pending, request)
+            assert isinstance(item, PendingClassify)
+            yield item.result().to_proto()
     finally:
         stop.set()
         while True:
@@ -72,8 +71,8 @@ def classify_stream(
                 leftover = ahead.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(leftover, tuple):
-                leftover[1].cancel()
+            if isinstance(leftover, PendingClassify):
+                leftover.cancel()
 
 
 __all__ = ["classify_stream"]

@@ -11,6 +11,7 @@ import pytest
 
 from knnserve.cli import main
 from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_train_info_predict(tmp_path: Path, npz_dir: Path, pixels, capsys: pytes
     with out.open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 200 and list(rows[0]) == ["row", "label", "class_name", "probability"]
-    expected = KNNModel.load(bundle).classify(x[600:], nprobe=2).predictions
+    expected = KNNModel.load(bundle).classify(x[600:], KnnQuery(nprobe=2)).predictions
     assert [int(r["label"]) for r in rows] == expected.tolist()
     accuracy = np.mean([int(r["label"]) == t for r, t in zip(rows, y[600:])])
     assert accuracy == pytest.approx(manifest["metrics"]["knn_test_accuracy"], abs=0.05)
@@ -50,7 +51,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path: Path, npz_dir: Path, capsys: p
     code = main(["train", "--data-dir", str(npz_dir), "--index", "ivfpq", "--metric", "l1", "--out", str(tmp_path / "m")])
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith("knnserve: error: metric") and "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("knnserve train: error: metric") and "Traceback" not in err and err.count("\n") == 1
     assert main(["info", "--model", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
 

@@ -14,6 +14,7 @@ from knnserve.errors import InvalidInputError
 from knnserve.features.knn_spec import knn_preprocess_name, parse_knn_preprocess
 from knnserve.linear import LinearClassifier
 from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 
 @pytest.mark.parametrize("spec", ["raw", "cosine", "pca:8", "pca:8+cosine"])
@@ -30,7 +31,7 @@ def test_bad_preprocess_specs_are_refused(spec: str) -> None:
 def test_cosine_preprocessing_ranks_by_cosine_similarity(blobs) -> None:
     x_train, y_train, x_test, _ = blobs
     model = KNNModel.fit(x_train, y_train, preprocess=parse_knn_preprocess("cosine"))
-    _, ids = model.search(model.prepare(x_test), 5)
+    _, ids = model.search(model.prepare(x_test), model.resolve(KnnQuery(k=5)))
     unit = x_train / np.linalg.norm(x_train, axis=1, keepdims=True)
     queries = x_test / np.linalg.norm(x_test, axis=1, keepdims=True)
     reference = faiss.IndexFlatIP(unit.shape[1])
@@ -50,7 +51,7 @@ def test_bundle_with_pca_and_linear_head_round_trips(tmp_path: Path, pixels) -> 
     assert loaded.heads == ("knn", "linear") and loaded.manifest is not None
     assert loaded.manifest.preprocessing["config"]["pca_dim"] == 6
     rows = loaded.prepare(x[600:])
-    np.testing.assert_array_equal(loaded.classify_prepared(rows).ids, model.classify(x[600:]).ids)
+    np.testing.assert_array_equal(loaded.classify_prepared(rows, loaded.resolve()).ids, model.classify(x[600:]).ids)
     predictions, probabilities = loaded.predict_linear(rows)
     np.testing.assert_array_equal(predictions, head.predict(x[600:]))
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

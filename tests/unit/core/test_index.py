@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from knnserve.errors import InvalidInputError
-from knnserve.index import SearchParams, build_index, ivf_nlist, pq_shape, resolve_spec, search
+from knnserve.index import build_index, ivf_nlist, pq_shape, resolve_spec, search
+from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 
 def _recall(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -65,20 +67,20 @@ def test_ivf_uint8_storage_searched_exhaustively_equals_index_flat(pixels) -> No
     reference = faiss.IndexFlatL2(flat.shape[1])
     reference.add(flat.astype(np.float32))
     queries = flat[:50].astype(np.float32)
-    _, i_ours = search(index, queries, 5, SearchParams(nprobe=8))
+    _, i_ours = search(index, queries, 5, nprobe=8)
     _, i_ref = reference.search(queries, 5)
     assert _recall(i_ours, i_ref) == 1.0
 
 
 @pytest.mark.parametrize("metric", ["l2", "l1"])
-@pytest.mark.parametrize("alias,params,floor", [("ivf", SearchParams(nprobe=12), 0.95), ("hnsw", SearchParams(ef_search=128), 0.95)])
-def test_approximate_recall_against_exact(blobs, metric: str, alias: str, params: SearchParams, floor: float) -> None:
+@pytest.mark.parametrize("alias,params,floor", [("ivf", {"nprobe": 12}, 0.95), ("hnsw", {"ef_search": 128}, 0.95)])
+def test_approximate_recall_against_exact(blobs, metric: str, alias: str, params: dict, floor: float) -> None:
     x_train, _, x_test, _ = blobs
     exact = faiss.IndexFlat(x_train.shape[1], faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_L1)
     exact.add(x_train)
     _, truth = exact.search(x_test, 10)
     index, _ = build_index(x_train, resolve_spec(alias, n=len(x_train), d=x_train.shape[1], metric=metric))
-    _, found = search(index, x_test, 10, params)
+    _, found = search(index, x_test, 10, **params)
     assert _recall(found, truth) >= floor
 
 
@@ -88,7 +90,7 @@ def test_more_effort_never_hurts_ivf_recall(blobs) -> None:
     exact.add(x_train)
     _, truth = exact.search(x_test, 10)
     index, _ = build_index(x_train, resolve_spec("IVF15,Flat", n=len(x_train), d=x_train.shape[1]))
-    recalls = [_recall(search(index, x_test, 10, SearchParams(nprobe=p))[1], truth) for p in (1, 4, 15)]
+    recalls = [_recall(search(index, x_test, 10, nprobe=p)[1], truth) for p in (1, 4, 15)]
     assert recalls == sorted(recalls) and recalls[-1] == 1.0  # nprobe = nlist is exhaustive
 
 
@@ -97,32 +99,38 @@ def test_search_params_do_not_mutate_the_index(blobs) -> None:
     index, _ = build_index(x_train, resolve_spec("IVF8,Flat", n=len(x_train), d=x_train.shape[1]))
     ivf = faiss.extract_index_ivf(index)
     before = ivf.nprobe
-    search(index, x_test, 3, SearchParams(nprobe=8))
+    search(index, x_test, 3, nprobe=8)
     assert ivf.nprobe == before
 
 
 @pytest.mark.parametrize(
-    "x,k,params,field",
+    "x,query,field",
     [
-        (np.zeros((2, 3), np.float32), 1, None, "x"),  # wrong dimension
-        (np.zeros((0, 16), np.float32), 1, None, "x"),  # empty batch
-        (np.full((1, 16), np.nan, np.float32), 1, None, "x"),  # NaN
-        (np.zeros((1, 16), np.float32), 0, None, "k"),
-        (np.zeros((1, 16), np.float32), 601, None, "k"),
-        (np.zeros((1, 16), np.float32), 1, SearchParams(nprobe=3), "nprobe"),  # Flat has no lists
-        (np.zeros((1, 16), np.float32), 1, SearchParams(ef_search=3), "ef_search"),
+        (np.zeros((2, 3), np.float32), KnnQuery(k=1), "x.shape"),  # wrong dimension
+        (np.zeros((0, 16), np.float32), KnnQuery(k=1), "x.shape"),  # empty batch
+        (np.full((1, 16), np.nan, np.float32), KnnQuery(k=1), "x"),  # NaN
+        (np.zeros((1, 16), np.float32), KnnQuery(k=601), "k"),
+        (np.zeros((1, 16), np.float32), KnnQuery(k=1, nprobe=3), "nprobe"),  # Flat has no lists
+        (np.zeros((1, 16), np.float32), KnnQuery(k=1, ef_search=3), "ef_search"),
     ],
 )
-def test_bad_search_input_is_refused_before_faiss(blobs, x, k, params, field) -> None:
-    x_train = blobs[0]
-    index, _ = build_index(x_train, resolve_spec("flat", n=len(x_train), d=x_train.shape[1]))
+def test_bad_search_input_is_refused_before_faiss(blobs, x, query, field) -> None:
+    x_train, y_train = blobs[0], blobs[1]
+    model = KNNModel.fit(x_train, y_train)
     with pytest.raises(InvalidInputError) as raised:
-        search(index, x, k, params)
+        model.classify(x, query)
     assert raised.value.field == field
 
 
-def test_nprobe_above_nlist_is_refused(blobs) -> None:
+def test_the_faiss_boundary_checks_the_shape_it_needs(blobs) -> None:
     x_train = blobs[0]
-    index, _ = build_index(x_train, resolve_spec("IVF8,Flat", n=len(x_train), d=x_train.shape[1]))
+    index, _ = build_index(x_train, resolve_spec("flat", n=len(x_train), d=x_train.shape[1]))
+    with pytest.raises(InvalidInputError, match="rows"):
+        search(index, np.zeros((2, 3), np.float32), 1)
+
+
+def test_nprobe_above_nlist_is_refused(blobs) -> None:
+    x_train, y_train = blobs[0], blobs[1]
+    model = KNNModel.fit(x_train, y_train, index="IVF8,Flat")
     with pytest.raises(InvalidInputError, match="nlist=8"):
-        search(index, x_train[:1], 1, SearchParams(nprobe=9))
+        model.classify(x_train[:1], KnnQuery(nprobe=9))

@@ -92,30 +92,50 @@ def test_batch_only_mode_has_no_latency_and_the_cache_is_reused(fast_config: Eva
     assert second.exact_accuracy == first.exact_accuracy
 
 
-def test_tuning_writes_a_new_default_into_a_bundle(fast_config: EvaluateConfig, tmp_path: Path) -> None:
+def test_tuning_is_reported_and_the_evaluation_writes_no_bundle(fast_config: EvaluateConfig, tmp_path: Path) -> None:
     dataset = load_dataset(data_dir=fast_config.data_dir)
     model = KNNModel.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names, index="IVF8,Flat")
-    bundle = tmp_path / "bundle"
+    bundle = tmp_path / "models" / "tuned" / "1"
     info = DatasetInfo(name=dataset.name, checksum=dataset.checksum, n_train=dataset.x_train.shape[0])
     model.save(bundle, name="tuned", dataset=info)
-    config = replace(fast_config, mode="batch", target_recall=0.95, tune_queries=100, write_default=bundle)
-    results = run_evaluate(config)
-
-    record = next(t for t in results.tuning if t.written_to)
-    assert record.reached and record.recall is not None and record.recall >= 0.95
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in bundle.iterdir())
+    results = run_evaluate(replace(fast_config, mode="batch", bundles=(bundle,), target_recall=0.95, tune_queries=100))
+    record = next(t for t in results.tuning if t.index.get("bundle") == str(bundle))
+    assert record.reached and record.recall is not None and record.recall >= 0.95 and record.written_to is None
     assert all(e["recall"] < 0.95 for e in record.evaluations if e["value"] < record.value)  # type: ignore[operator]
-    loaded = load_bundle(bundle)  # checksums verified
-    assert loaded.manifest.knn.nprobe == record.value
-    assert loaded.manifest.extra["evaluate_tuning"]["target_recall"] == 0.95
-    assert loaded.manifest.index == model.index_info and loaded.manifest.name == "tuned"
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in bundle.iterdir()) == before
+    assert sorted(p.name for p in bundle.parent.iterdir()) == ["1"]
 
 
-def test_write_default_refuses_a_bundle_of_other_data(fast_config: EvaluateConfig, tmp_path: Path) -> None:
+def test_tune_command_writes_the_tuned_default_as_the_next_version(pixel_npz: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from knnserve.cli import main
+
+    dataset = load_dataset(data_dir=pixel_npz)
+    model = KNNModel.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names, index="IVF8,Flat")
+    bundle = tmp_path / "models" / "tuned" / "1"
+    model.save(bundle, name="tuned", dataset=DatasetInfo(name=dataset.name, checksum=dataset.checksum, n_train=900))
+    original = load_bundle(bundle).manifest
+    code = main(["tune", "--data-dir", str(pixel_npz), "--bundle", str(bundle), "--target-recall", "0.95",
+                 "--tune-queries", "100", "--k", "5", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    written = load_bundle(bundle.parent / "2").manifest  # checksums verified
+    tuning = written.extra["tuning"]
+    assert written.knn.nprobe == tuning["value"] and tuning["target_recall"] == 0.95 and tuning["k"] == 5
+    assert tuning["recall"] >= 0.95 and tuning["tuned_from"] == str(bundle)
+    assert written.index == original.index and written.name == "tuned"
+    assert load_bundle(bundle).manifest == original  # the tuned-from version is untouched
+    assert f"wrote {bundle.parent / '2'}" in capsys.readouterr().out
+
+
+def test_tune_refuses_a_bundle_of_other_data(pixel_npz: Path, tmp_path: Path) -> None:
+    from knnserve.evaluate.tune import TuneSettings, tune_bundle
+
     rng = np.random.default_rng(3)
     other = KNNModel.fit(rng.integers(0, 255, size=(900, 8, 8), dtype=np.uint8), rng.integers(0, 4, 900), index="IVF8,Flat")
     other.save(tmp_path / "other", name="other", dataset=DatasetInfo(name="x", checksum="0" * 64, n_train=900))
     with pytest.raises(BundleError, match="checksum"):
-        run_evaluate(replace(fast_config, mode="batch", target_recall=0.9, tune_queries=100, write_default=tmp_path / "other"))
+        tune_bundle(tmp_path / "other", load_dataset(data_dir=pixel_npz), TuneSettings(target_recall=0.9, tune_queries=100))
 
 
 def test_config_and_parsers_reject_bad_values(tmp_path: Path) -> None:
@@ -131,4 +151,4 @@ def test_config_and_parsers_reject_bad_values(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError):
         EvaluateConfig(out=tmp_path, indexes=(IndexRequest("flat"),), server="127.0.0.1:1")
     with pytest.raises(InvalidInputError):
-        EvaluateConfig(out=tmp_path, indexes=(IndexRequest("flat"),), write_default=tmp_path)
+        EvaluateConfig(out=tmp_path, indexes=(IndexRequest("flat"),), target_recall=1.5)

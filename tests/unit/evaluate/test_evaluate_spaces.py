@@ -14,6 +14,7 @@ from knnserve.errors import KnnServeError
 from knnserve.evaluate import EvaluateConfig, IndexRequest, exact_distances, ground_truth, parse_sweep, run_evaluate
 from knnserve.features.preprocess import PreprocessConfig
 from knnserve.model import KNNModel
+from knnserve_client.wire.query import KnnQuery
 
 COSINE_PCA = PreprocessConfig(pca_dim=12, l2_normalize=True)
 
@@ -40,7 +41,7 @@ def test_a_preprocessed_bundle_is_scored_against_exact_search_in_its_space(fast_
     dataset = load_dataset(data_dir=fast_config.data_dir)
     base = model.preprocessor.transform(dataset.x_train.reshape(900, -1))  # type: ignore[union-attr]
     queries = model.preprocessor.transform(dataset.x_test.reshape(120, -1))  # type: ignore[union-attr]
-    _, ids = model.search(model.prepare(dataset.x_test), 10)
+    _, ids = model.search(model.prepare(dataset.x_test), model.resolve(KnnQuery(k=10)))
     truth = ground_truth(base, queries, 10, "l2", cache_dir=None)
     np.testing.assert_allclose(exact_distances(base, queries, ids, "l2"), truth.distances, rtol=1e-5)
     assert results.references["batch"] is not None and results.references["batch"].run_id == raw_flat.run_id
@@ -68,11 +69,15 @@ def test_server_mode_needs_the_bundle_of_a_preprocessing_model(fast_config: Eval
     assert wire.recall == local.recall == 1.0  # nprobe = nlist: exact in the bundle's space
 
 
-def test_write_default_tunes_a_preprocessed_bundle_in_its_space(fast_config: EvaluateConfig, tmp_path: Path) -> None:
+def test_tuning_a_preprocessed_bundle_happens_in_its_space(fast_config: EvaluateConfig, tmp_path: Path) -> None:
+    from knnserve.evaluate.tune import TuneSettings, tune_bundle, write_tuned_version
+
     _bundle(fast_config, tmp_path / "pca", "IVF8,Flat", COSINE_PCA)
-    config = replace(fast_config, indexes=(IndexRequest("flat"),), mode="batch", target_recall=0.95, tune_queries=100,
-                     write_default=tmp_path / "pca")
-    results = run_evaluate(config)
-    record = next(t for t in results.tuning if t.written_to)
-    assert record.index["space"] == "bundle:pca" and record.reached
-    assert load_bundle(tmp_path / "pca").manifest.knn.nprobe == record.value
+    config = replace(fast_config, indexes=(IndexRequest("flat"),), bundles=(tmp_path / "pca",), mode="batch",
+                     target_recall=0.95, tune_queries=100)
+    reported = next(t for t in run_evaluate(config).tuning if t.index.get("space") == "bundle:pca")
+    settings = TuneSettings(target_recall=0.95, k=10, tune_queries=100)
+    record = tune_bundle(tmp_path / "pca", load_dataset(data_dir=fast_config.data_dir), settings)
+    assert record.index["space"] == "bundle:pca" and record.reached and record.value == reported.value
+    written = write_tuned_version(tmp_path / "pca", record, k=10, recall_epsilon=1e-3, out=tmp_path / "pca-tuned")
+    assert load_bundle(written).manifest.knn.nprobe == record.value

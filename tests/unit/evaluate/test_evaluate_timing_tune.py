@@ -8,23 +8,30 @@ import numpy as np
 import pytest
 
 from knnserve.evaluate import EvaluateConfig, exact_distances, ground_truth, recall_at_k, smallest_reaching
-from knnserve.evaluate.timing import LatencyTiming, latency_summary, time_batch, time_single
-from knnserve.evaluate.tune import TuneTarget, tune_index
+from knnserve.evaluate.timing import LatencyTiming, latency_summary, time_batch_interleaved, time_single
+from knnserve.evaluate.tune import TuneSettings, TuneTarget, tune_index
 from knnserve.evaluate.workload import holdout_split
-from knnserve.index import SearchParams, build_index, resolve_spec, search
+from knnserve.index import build_index, resolve_spec, search
 
 
 def test_time_batch_runs_repeats_and_returns_the_first_result() -> None:
     calls: list[int] = []
-    timing, first = time_batch(lambda: calls.append(len(calls)) or len(calls), 50, repeats=3, max_seconds=60.0)
+    ((timing, first),) = time_batch_interleaved([lambda: calls.append(len(calls)) or len(calls)], 50, repeats=3, max_seconds=60.0)
     assert len(timing.seconds) == 3 and len(calls) == 3 and first == 1
     assert timing.qps == pytest.approx(50 / timing.median_seconds)
 
 
 def test_time_batch_stops_starting_passes_after_the_budget() -> None:
     calls: list[int] = []
-    timing, _ = time_batch(lambda: calls.append(1), 10, repeats=5, max_seconds=1e-12)
+    ((timing, _),) = time_batch_interleaved([lambda: calls.append(1)], 10, repeats=5, max_seconds=1e-12)
     assert len(timing.seconds) == 1 and len(calls) == 1
+
+
+def test_interleaved_passes_alternate_between_systems() -> None:
+    order: list[str] = []
+    time_batch_interleaved([lambda: order.append("a"), lambda: order.append("b")], 1, repeats=3, max_seconds=60.0,
+                           warmups=[lambda: order.append("wa"), lambda: order.append("wb")])
+    assert order == ["wa", "wb", "a", "b", "a", "b", "a", "b"]
 
 
 def test_time_single_warms_up_then_times_every_row() -> None:
@@ -65,7 +72,7 @@ def test_tuning_finds_the_smallest_nprobe_on_held_out_rows(fast_config: Evaluate
     base = rng.normal(size=(1200, 8)).astype(np.float32)
     config = replace(fast_config, target_recall=0.9, tune_queries=100, k=5)
     spec = resolve_spec("IVF16,Flat", n=base.shape[0], d=8)
-    record = tune_index(TuneTarget(spec, {"factory": spec.factory}), base, config, cache_dir=None)
+    record = tune_index(TuneTarget(spec, {"factory": spec.factory}), base, TuneSettings.of(config), cache_dir=None)
 
     # Independently: the same held-out split, the same index, every nprobe scanned.
     kept, held = holdout_split(base.shape[0], 100, config.seed)
@@ -74,7 +81,7 @@ def test_tuning_finds_the_smallest_nprobe_on_held_out_rows(fast_config: Evaluate
     truth = ground_truth(base[kept], base[held], 5, "l2", cache_dir=None)
     recalls = []
     for nprobe in range(1, 17):
-        _, ids = search(index, base[held], 5, SearchParams(nprobe=nprobe))
+        _, ids = search(index, base[held], 5, nprobe=nprobe)
         recalls.append(recall_at_k(ids, exact_distances(base[kept], base[held], ids, "l2"), truth.kth, 5))
     assert recalls[-1] == 1.0  # nprobe = nlist searches every list: exact
     smallest = next(n for n, r in enumerate(recalls, start=1) if r >= 0.9)

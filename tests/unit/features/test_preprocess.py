@@ -127,7 +127,7 @@ def test_errors() -> None:
     bad = train.astype(np.float32)
     bad[0, 1, 1] = np.nan
     with pytest.raises(InvalidInputError, match="finite"):
-        pre.transform(bad)
+        fit_preprocessor(bad)  # training data is checked when it enters; served rows by KNNModel.prepare
     with pytest.raises(InvalidInputError, match="dtype"):
         fit_preprocessor(np.array([["a", "b"]]))
     with pytest.raises(InvalidInputError, match="pca_dim"):

@@ -38,9 +38,9 @@ def test_one_search_per_fold_at_the_largest_k(data, monkeypatch: pytest.MonkeyPa
     calls: list[int] = []
     original = KNNModel.search
 
-    def counting(self, prepared, k, params=None):
-        calls.append(k)
-        return original(self, prepared, k, params)
+    def counting(self, prepared, query):
+        calls.append(query.k)
+        return original(self, prepared, query)
 
     monkeypatch.setattr(KNNModel, "search", counting)
     cross_validate_k(*data, ks=(1, 3, 5, 7), folds=4)
@@ -65,9 +65,9 @@ def test_preprocessing_candidates_cost_one_search_each_per_fold(data, monkeypatc
     calls: list[int] = []
     original = KNNModel.search
 
-    def counting(self, prepared, k, params=None):
-        calls.append(k)
-        return original(self, prepared, k, params)
+    def counting(self, prepared, query):
+        calls.append(query.k)
+        return original(self, prepared, query)
 
     monkeypatch.setattr(KNNModel, "search", counting)
     result = cross_validate_k(*data, ks=(1, 5), folds=3, preprocess=("raw", "pca:4+cosine"))

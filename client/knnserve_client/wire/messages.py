@@ -1,0 +1,326 @@
+"""Result and description types both ends use, each mirroring one proto message field for field.
+
+The server's data plane returns these; its servicer encodes them with ``to_proto``; the client
+decodes responses with ``from_proto``. Arrays are numpy; the k-NN options a response reports and
+a model's defaults are a :class:`~knnserve_client.wire.query.KnnQuery`. A test checks every type
+against its message's descriptor, so a field added to the proto and not mapped here fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from knnserve_client.wire.enums import DTYPES, HEADS, TIE_BREAKS, WEIGHTS
+from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.tensors import from_tensor, to_tensor
+from knnserve_client.wire.v1 import knnserve_pb2 as pb
+
+_QUERY_ENUMS = {"weights": WEIGHTS, "tie_break": TIE_BREAKS}
+
+
+def optional_field(message: Any, name: str) -> Any:
+    """The value of a proto3 field, or None when it is an unset ``optional`` field."""
+    field = message.DESCRIPTOR.fields_by_name[name]
+    if field.has_presence and not message.HasField(name):
+        return None
+    return getattr(message, name)
+
+
+def query_into(message: Any, query: KnnQuery) -> Any:
+    """Set the query's fields on a message that carries them (requests, EffectiveParams, ModelDefaults).
+
+    Only fields the message has are written; unset query fields stay unset.
+    """
+    names = message.DESCRIPTOR.fields_by_name
+    for name, value in query.items():
+        if value is not None and name in names:
+            setattr(message, name, _QUERY_ENUMS[name].to_wire(value) if name in _QUERY_ENUMS else value)
+    return message
+
+
+def query_from(message: Any) -> KnnQuery:
+    """The KnnQuery a message carries (enum 0 and unset optional fields are "unset")."""
+    values: dict[str, Any] = {}
+    for name, field in message.DESCRIPTOR.fields_by_name.items():
+        value = optional_field(message, name)
+        if name in _QUERY_ENUMS:
+            value = _QUERY_ENUMS[name].from_wire(value)
+        elif name == "k" and value == 0 and not field.has_presence:
+            value = None  # a plain uint32 k (EffectiveParams, ModelDefaults) is 0 only when unset
+        values[name] = value
+    return KnnQuery(**{name: value for name, value in values.items() if name in KnnQuery.__dataclass_fields__})
+
+
+def _array(tensor: Any, field: str) -> np.ndarray:
+    # Copy: a decoded tensor shares the (immutable) message bytes and would be read-only.
+    return from_tensor(tensor, field=field).copy()
+
+
+@dataclass(frozen=True, eq=False)
+class HeadResult:
+    """One head's answer for n rows: predictions (n,) int64 and the top classes (n, top_n) int32 with float32 scores."""
+
+    predictions: np.ndarray
+    top_classes: np.ndarray
+    top_scores: np.ndarray
+
+    def to_proto(self) -> pb.HeadResult:
+        """The HeadResult message."""
+        return pb.HeadResult(
+            predictions=to_tensor(self.predictions),
+            top_classes=to_tensor(self.top_classes),
+            top_scores=to_tensor(self.top_scores),
+        )
+
+    @classmethod
+    def from_proto(cls, message: pb.HeadResult, field: str) -> HeadResult:
+        """Decode a HeadResult message (``field`` names it in errors)."""
+        return cls(
+            predictions=_array(message.predictions, f"{field}.predictions"),
+            top_classes=_array(message.top_classes, f"{field}.top_classes"),
+            top_scores=_array(message.top_scores, f"{field}.top_scores"),
+        )
+
+    @staticmethod
+    def concat(parts: list[HeadResult]) -> HeadResult:
+        """Join results of consecutive row chunks, in order."""
+        return HeadResult(
+            predictions=np.concatenate([p.predictions for p in parts]),
+            top_classes=np.concatenate([p.top_classes for p in parts]),
+            top_scores=np.concatenate([p.top_scores for p in parts]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Neighbors:
+    """The k nearest training vectors of n rows: ids int64, true-scale distances float32 and labels int64, each (n, k)."""
+
+    ids: np.ndarray
+    distances: np.ndarray
+    labels: np.ndarray
+
+    def to_proto(self) -> pb.Neighbors:
+        """The Neighbors message."""
+        return pb.Neighbors(ids=to_tensor(self.ids), distances=to_tensor(self.distances), labels=to_tensor(self.labels))
+
+    @classmethod
+    def from_proto(cls, message: pb.Neighbors) -> Neighbors:
+        """Decode a Neighbors message."""
+        return cls(
+            ids=_array(message.ids, "neighbors.ids"),
+            distances=_array(message.distances, "neighbors.distances"),
+            labels=_array(message.labels, "neighbors.labels"),
+        )
+
+    @staticmethod
+    def concat(parts: list[Neighbors]) -> Neighbors:
+        """Join results of consecutive row chunks, in order."""
+        return Neighbors(
+            ids=np.concatenate([p.ids for p in parts]),
+            distances=np.concatenate([p.distances for p in parts]),
+            labels=np.concatenate([p.labels for p in parts]),
+        )
+
+
+def _join(values: list[Any], joiner: Any) -> Any:
+    return None if values[0] is None else joiner(values)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassifyResult:
+    """The answer to one Classify request; ``knn``/``linear`` are None when that head did not run.
+
+    ``params`` are the k-NN options the request ran with, defaults filled in (None when the k-NN
+    head did not run); ``tag`` is the request's tag, echoed.
+    """
+
+    model: str
+    version: int
+    knn: HeadResult | None
+    linear: HeadResult | None
+    neighbors: Neighbors | None
+    params: KnnQuery | None
+    tag: str = ""
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Predictions of the k-NN head when it ran, else of the linear head."""
+        head = self.knn if self.knn is not None else self.linear
+        if head is None:
+            raise ValueError("no head ran")
+        return head.predictions
+
+    def to_proto(self) -> pb.ClassifyResponse:
+        """The ClassifyResponse message."""
+        response = pb.ClassifyResponse(model=self.model, version=self.version, tag=self.tag)
+        if self.knn is not None:
+            response.knn.CopyFrom(self.knn.to_proto())
+        if self.linear is not None:
+            response.linear.CopyFrom(self.linear.to_proto())
+        if self.neighbors is not None:
+            response.neighbors.CopyFrom(self.neighbors.to_proto())
+        if self.params is not None:
+            query_into(response.params, self.params)
+        return response
+
+    @classmethod
+    def from_proto(cls, message: pb.ClassifyResponse) -> ClassifyResult:
+        """Decode a ClassifyResponse."""
+        return cls(
+            model=message.model,
+            version=message.version,
+            knn=HeadResult.from_proto(message.knn, "knn") if message.HasField("knn") else None,
+            linear=HeadResult.from_proto(message.linear, "linear") if message.HasField("linear") else None,
+            neighbors=Neighbors.from_proto(message.neighbors) if message.HasField("neighbors") else None,
+            params=query_from(message.params) if message.HasField("params") else None,
+            tag=message.tag,
+        )
+
+    @staticmethod
+    def concat(parts: list[ClassifyResult]) -> ClassifyResult:
+        """Join the results of consecutive row chunks of one input, in order."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        return ClassifyResult(
+            model=first.model,
+            version=first.version,
+            knn=_join([p.knn for p in parts], HeadResult.concat),
+            linear=_join([p.linear for p in parts], HeadResult.concat),
+            neighbors=_join([p.neighbors for p in parts], Neighbors.concat),
+            params=first.params,
+            tag=first.tag,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SearchResult:
+    """The answer to one Search request: the model and version that answered and each row's neighbors."""
+
+    model: str
+    version: int
+    neighbors: Neighbors
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Training-vector ids (n, k) int64, -1 where missing."""
+        return self.neighbors.ids
+
+    @property
+    def distances(self) -> np.ndarray:
+        """Distances (n, k) float32 on the metric's true scale."""
+        return self.neighbors.distances
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of each neighbor (n, k) int64, -1 where missing."""
+        return self.neighbors.labels
+
+    def to_proto(self) -> pb.SearchResponse:
+        """The SearchResponse message."""
+        return pb.SearchResponse(model=self.model, version=self.version, neighbors=self.neighbors.to_proto())
+
+    @classmethod
+    def from_proto(cls, message: pb.SearchResponse) -> SearchResult:
+        """Decode a SearchResponse."""
+        return cls(model=message.model, version=message.version, neighbors=Neighbors.from_proto(message.neighbors))
+
+    @staticmethod
+    def concat(parts: list[SearchResult]) -> SearchResult:
+        """Join the results of consecutive row chunks of one input, in order."""
+        neighbors = Neighbors.concat([p.neighbors for p in parts]) if len(parts) > 1 else parts[0].neighbors
+        return SearchResult(model=parts[0].model, version=parts[0].version, neighbors=neighbors)
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """The FAISS index behind a served model (see the IndexInfo message for each field)."""
+
+    spec: str
+    factory: str
+    metric: str
+    kind: str
+    ntotal: int
+    dim: int
+    nlist: int | None
+
+    def to_proto(self) -> pb.IndexInfo:
+        """The IndexInfo message."""
+        return pb.IndexInfo(spec=self.spec, factory=self.factory, metric=self.metric, kind=self.kind,
+                            ntotal=self.ntotal, dim=self.dim, nlist=self.nlist)
+
+    @classmethod
+    def from_proto(cls, message: pb.IndexInfo) -> IndexInfo:
+        """Decode an IndexInfo message."""
+        return cls(spec=message.spec, factory=message.factory, metric=message.metric, kind=message.kind,
+                   ntotal=message.ntotal, dim=message.dim, nlist=optional_field(message, "nlist"))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A served model at one version (see the ModelInfo message for each field)."""
+
+    name: str
+    version: int
+    versions: tuple[int, ...]
+    input_dtype: str
+    input_shape: tuple[int, ...]
+    dim: int
+    class_names: tuple[str, ...]
+    index: IndexInfo
+    heads: tuple[str, ...]
+    defaults: KnnQuery
+    created_at: str
+    dataset: str
+
+    def to_proto(self) -> pb.ModelInfo:
+        """The ModelInfo message."""
+        message = pb.ModelInfo(
+            name=self.name,
+            version=self.version,
+            versions=sorted(self.versions),
+            input_dtype=DTYPES.to_wire(self.input_dtype),
+            input_shape=list(self.input_shape),
+            dim=self.dim,
+            class_names=list(self.class_names),
+            index=self.index.to_proto(),
+            heads=[HEADS.to_wire(head) for head in self.heads],
+            created_at=self.created_at,
+            dataset=self.dataset,
+        )
+        query_into(message.defaults, self.defaults)
+        return message
+
+    @classmethod
+    def from_proto(cls, message: pb.ModelInfo) -> ModelInfo:
+        """Decode a ModelInfo message."""
+        return cls(
+            name=message.name,
+            version=message.version,
+            versions=tuple(message.versions),
+            input_dtype=DTYPES.from_wire(message.input_dtype) or "",
+            input_shape=tuple(message.input_shape),
+            dim=message.dim,
+            class_names=tuple(message.class_names),
+            index=IndexInfo.from_proto(message.index),
+            heads=tuple(HEADS.names.get(h, str(h)) for h in message.heads),  # a newer server's head: its number
+            defaults=query_from(message.defaults),
+            created_at=message.created_at,
+            dataset=message.dataset,
+        )
+
+
+__all__ = [
+    "ClassifyResult",
+    "HeadResult",
+    "IndexInfo",
+    "ModelInfo",
+    "Neighbors",
+    "SearchResult",
+    "optional_field",
+    "query_from",
+    "query_into",
+]

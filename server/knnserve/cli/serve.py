@@ -1,0 +1,123 @@
+"""``knnserve serve`` (the gRPC server) and ``knnserve demo`` (train if needed, serve, classify the test split, report)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from knnserve.cli.options import (
+    PORT,
+    POSITIVE,
+    SECONDS,
+    Ranged,
+    add_common_options,
+    add_token_options,
+    token_of,
+)
+from knnserve.dataplane.config import BatchConfig
+from knnserve.index.backend import DEFAULT_BLAS_THRESHOLD
+from knnserve.service.config import DEFAULT_PORT
+from knnserve_client.wire.limits import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_NEIGHBORS_PER_REQUEST,
+    DEFAULT_MAX_ROWS_PER_REQUEST,
+)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT (SIGHUP reloads the models)."""
+    from knnserve.errors import InvalidInputError
+    from knnserve.service.config import ServeConfig, ThreadConfig, TlsConfig
+    from knnserve.service.logs import configure_logging
+    from knnserve.service.server import KnnServer
+    from knnserve_client.wire.limits import ServerLimits
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise InvalidInputError("--tls-cert/--tls-key", "both or neither", "only one of them")
+    config = ServeConfig(
+        models_dir=args.models,
+        model_dir=args.model,
+        host=args.host,
+        port=args.port,
+        limits=ServerLimits(args.max_message_bytes, args.max_rows_per_request, args.max_neighbors_per_request),
+        batching=BatchConfig(
+            enabled=not args.no_batching,
+            max_rows=args.batch_max_rows,
+            max_wait_us=args.batch_max_wait_us,
+            adaptive=not args.no_adaptive_wait,
+            wait_fraction=args.batch_wait_fraction,
+        ),
+        threads=ThreadConfig(faiss_threads=args.faiss_threads, grpc_workers=args.grpc_workers),
+        reflection=not args.no_reflection,
+        tls=TlsConfig(cert=args.tls_cert, key=args.tls_key) if args.tls_cert is not None else None,
+        token=token_of(args),
+        blas_threshold=args.blas_threshold,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        grace_s=args.grace,
+    )
+    configure_logging(args.log_level, json_lines=args.log_format == "json")
+    KnnServer(config).run()
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """The main job of the README: see ``knnserve.service.demo``."""
+    from knnserve.service.demo import run_demo as demo
+
+    demo(models_dir=args.models, dataset=args.dataset, data_dir=args.data_dir, index=args.index,
+         linear=not args.no_linear, request_rows=args.request_rows, concurrency=args.concurrency,
+         progress=not args.no_progress)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``serve`` and ``demo``."""
+    parser = sub.add_parser("serve", help="serve model bundles over gRPC")
+    add_common_options(parser, log_level="INFO")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--models", type=Path, default=None, help="folder of bundles laid out NAME/VERSION/")
+    source.add_argument("--model", type=Path, default=None, help="one bundle folder, served under its manifest's name")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=PORT, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks one)")
+    parser.add_argument("--max-message-bytes", type=Ranged(int, 1024), default=DEFAULT_MAX_MESSAGE_BYTES,
+                        help=f"largest request accepted, in bytes (default: {DEFAULT_MAX_MESSAGE_BYTES})")
+    parser.add_argument("--max-rows-per-request", type=POSITIVE, default=DEFAULT_MAX_ROWS_PER_REQUEST,
+                        help=f"most rows one request may carry (default: {DEFAULT_MAX_ROWS_PER_REQUEST})")
+    parser.add_argument("--max-neighbors-per-request", type=POSITIVE, default=DEFAULT_MAX_NEIGHBORS_PER_REQUEST,
+                        help=f"most neighbors (rows x k) one request may ask for (default: {DEFAULT_MAX_NEIGHBORS_PER_REQUEST})")
+    parser.add_argument("--no-batching", action="store_true", help="search every request on its own (no dynamic batching)")
+    parser.add_argument("--batch-max-rows", type=POSITIVE, default=BatchConfig.max_rows,
+                        help=f"rows per merged search (default: {BatchConfig.max_rows})")
+    parser.add_argument("--batch-max-wait-us", type=Ranged(int, 0), default=BatchConfig.max_wait_us,
+                        help=f"longest wait for company, microseconds (default: {BatchConfig.max_wait_us})")
+    parser.add_argument("--batch-wait-fraction", type=Ranged(float, 0.0, 10.0), default=BatchConfig.wait_fraction,
+                        help=f"adaptive wait: at most this share of the last search's time (default: {BatchConfig.wait_fraction})")
+    parser.add_argument("--no-adaptive-wait", action="store_true", help="always wait max-wait, even without concurrent load")
+    parser.add_argument("--faiss-threads", type=POSITIVE, default=None, help="OpenMP threads per search (default: sized to the cores)")
+    parser.add_argument("--grpc-workers", type=POSITIVE, default=None, help="gRPC worker threads (default: sized to the cores)")
+    parser.add_argument("--blas-threshold", type=POSITIVE, default=DEFAULT_BLAS_THRESHOLD,
+                        help=f"query rows from which exact search uses BLAS (default: {DEFAULT_BLAS_THRESHOLD})")
+    parser.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain (with --tls-key)")
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key (with --tls-cert)")
+    add_token_options(parser)
+    parser.add_argument("--metrics-port", type=PORT, default=None, help="serve Prometheus /metrics on this port (default: off)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default: 127.0.0.1)")
+    parser.add_argument("--grace", type=SECONDS, default=10.0, help="seconds calls in flight get at shutdown (default: 10)")
+    parser.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default: json)")
+    parser.set_defaults(handler=run_serve)
+
+    demo = sub.add_parser("demo", help="train a bundle if needed, serve it, classify the test split through the client, report")
+    add_common_options(demo)
+    demo.add_argument("--models", type=Path, default=Path("models"), help="bundles folder NAME/VERSION/ (default: ./models)")
+    demo.add_argument("--dataset", default=None, help="registered dataset (default: fashion-mnist)")
+    demo.add_argument("--data-dir", type=Path, default=None, help="folder with the dataset files")
+    demo.add_argument("--index", default="flat", help="index spec for a bundle trained here (default: flat)")
+    demo.add_argument("--no-linear", action="store_true", help="train a new bundle without the linear head")
+    demo.add_argument("--request-rows", type=POSITIVE, default=100, help="rows per request (default: 100)")
+    demo.add_argument("--concurrency", type=POSITIVE, default=4, help="concurrent clients (default: 4)")
+    demo.set_defaults(handler=run_demo)
+
+
+__all__ = ["register", "run_demo", "run_serve"]

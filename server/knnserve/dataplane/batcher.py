@@ -1,0 +1,254 @@
+"""Dynamic batching: concurrent searches of one model merged into one FAISS call, results split back.
+
+Why: FAISS answers one exact query in about the time of eight, so merging the 1-row requests of
+concurrent clients multiplies throughput. Requests are merged only when their search parameters
+match (``key``); the batch is searched once at the largest k and each request gets the first k
+columns of its own rows. That prefix is exactly what a search at the smaller k returns for flat
+and IVF indexes; HNSW's beam is max(efSearch, k), so the data plane puts that into the key.
+
+A request whose deadline passed, or whose caller went away, while it waited is not searched.
+
+Adaptive mode (the default) sizes the wait for company by the search itself: at most
+``wait_fraction`` (1/4) of the last search's duration, capped by ``max_wait_us``, so a slow
+exact search (tens of ms, nearly as cheap for 16 rows as for 4) waits long enough to collect
+every concurrent caller while a fast HNSW search waits a fraction of a millisecond. Under light
+load it takes two shortcuts: when the previous batch held one request it does not wait at all,
+and when the batcher is also idle with an empty queue a new request is searched at once on its
+caller's thread (no hand-off to the batching thread: measured here, that hand-off cost about
+0.35 ms of a 1-row HNSW call). Searches never overlap: requests arriving meanwhile queue up and
+form the next batch.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from knnserve.dataplane.config import BatchConfig
+from knnserve_client.wire.errors import DeadlineExpiredError
+from knnserve_client.wire.query import KnnQuery
+
+# A model's search: prepared rows and a resolved query in, (distances, ids) out (KNNModel.search).
+BatchSearch = Callable[[np.ndarray, KnnQuery], tuple[np.ndarray, np.ndarray]]
+Found = tuple[np.ndarray, np.ndarray]
+
+log = logging.getLogger(__name__)
+
+
+class BatchObserver(Protocol):
+    """Receives batch statistics (the metrics module implements it)."""
+
+    def observe_batch(self, model: str, rows: int, requests: int) -> None:
+        """One FAISS search of ``rows`` rows merged from ``requests`` requests."""
+
+    def observe_queue_wait(self, model: str, seconds: float) -> None:
+        """Time one request waited between submission and its batch's search."""
+
+
+class Searcher(Protocol):
+    """Something that answers searches: a DynamicBatcher or a DirectSearcher."""
+
+    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
+        """Search prepared float32 rows; the future holds (distances, ids), each (n, query.k)."""
+
+    def close(self) -> None:
+        """Finish queued work and stop; later submissions are searched on the caller's thread."""
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise DeadlineExpiredError("the deadline passed before the search started")
+
+
+class DirectSearcher:
+    """No batching: each submission is searched at once on the calling thread."""
+
+    def __init__(self, search: BatchSearch) -> None:
+        self._search = search
+
+    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
+        """Search now; the returned future is already done."""
+        future: Future[Found] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            _check_deadline(deadline)
+            future.set_result(self._search(rows, query))
+        except Exception as exc:  # the caller's future carries it to the error mapping
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+@dataclass(eq=False)
+class _Pending:
+    rows: np.ndarray
+    query: KnnQuery
+    key: Hashable
+    deadline: float | None
+    enqueued: float = field(default_factory=time.monotonic)
+    future: Future[Found] = field(default_factory=Future)
+
+
+class DynamicBatcher:
+    """One background thread per model version that merges queued searches with equal keys."""
+
+    def __init__(
+        self,
+        search: BatchSearch,
+        config: BatchConfig,
+        *,
+        name: str = "model",
+        observer: BatchObserver | None = None,
+        on_thread_start: Callable[[], None] | None = None,
+    ) -> None:
+        self._search = search
+        self._config = config
+        self._name = name
+        self._observer = observer
+        self._on_thread_start = on_thread_start
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._busy = False  # a search (batch or inline) is running; they never overlap
+        self._last_batch_requests = 0
+        self._last_search_s = 0.0
+        self._free_since = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
+        """Queue a search; the future completes when its batch has been searched."""
+        item = _Pending(rows=rows, query=query, key=key, deadline=deadline)
+        with self._cond:
+            if self._closed:
+                inline = None
+            elif self._config.adaptive and not self._busy and not self._queue and self._last_batch_requests <= 1:
+                self._busy = True
+                inline = item
+            else:
+                self._queue.append(item)
+                self._cond.notify()
+                return item.future
+        if inline is None:
+            # Closed (the model version was replaced): answer on the caller's thread so the call still succeeds.
+            return DirectSearcher(self._search).submit(rows, query, key=key, deadline=deadline)
+        try:
+            self._execute([inline])
+        finally:
+            with self._cond:
+                self._busy = False
+                self._last_batch_requests = 1
+                self._cond.notify_all()
+        return inline.future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Search what is queued, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    # -- the batching thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        if self._on_thread_start is not None:
+            self._on_thread_start()
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._execute(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _compatible_rows(self, key: Hashable) -> int:
+        return sum(item.rows.shape[0] for item in self._queue if item.key == key)
+
+    def _next_batch(self) -> list[_Pending] | None:
+        config = self._config
+        with self._cond:
+            while not self._queue or self._busy:
+                if self._closed and not self._queue:
+                    return None
+                self._cond.wait()
+            first = self._queue[0]
+            wait_s = config.max_wait_us / 1e6
+            if config.adaptive:
+                if self._last_batch_requests <= 1:
+                    wait_s = 0.0  # no sign of concurrent load: do not make a lone caller wait
+                else:
+                    wait_s = min(wait_s, config.wait_fraction * self._last_search_s)
+            # Counted from when the last search ended too: requests that queued during a search are
+            # joined by the callers that search just answered (else two half-batches alternate forever).
+            until = max(first.enqueued, self._free_since) + wait_s
+            while not self._closed and self._compatible_rows(first.key) < config.max_rows:
+                remaining = until - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch: list[_Pending] = []
+            rows = 0
+            kept: collections.deque[_Pending] = collections.deque()
+            for item in self._queue:
+                # The first request always goes, even when it alone exceeds max_rows.
+                fits = not batch or rows + item.rows.shape[0] <= config.max_rows
+                if item.key == first.key and fits:
+                    batch.append(item)
+                    rows += item.rows.shape[0]
+                else:
+                    kept.append(item)
+            self._queue = kept
+            self._last_batch_requests = len(batch)
+            self._busy = True
+            return batch
+
+    def _execute(self, batch: list[_Pending]) -> None:
+        now = time.monotonic()
+        live: list[_Pending] = []
+        for item in batch:
+            if not item.future.set_running_or_notify_cancel():
+                continue  # the caller went away (cancelled the future)
+            if item.deadline is not None and now >= item.deadline:
+                item.future.set_exception(DeadlineExpiredError("the deadline passed while the request was queued"))
+                continue
+            if self._observer is not None:
+                self._observer.observe_queue_wait(self._name, now - item.enqueued)
+            live.append(item)
+        if not live:
+            return
+        rows = live[0].rows if len(live) == 1 else np.concatenate([item.rows for item in live])
+        query = max((item.query for item in live), key=lambda q: q.k or 0)  # equal keys: equal search effort
+        if self._observer is not None:
+            self._observer.observe_batch(self._name, rows.shape[0], len(live))
+        started = time.monotonic()
+        try:
+            distances, ids = self._search(rows, query)
+        except Exception as exc:  # every request of the batch gets the error; the thread keeps serving
+            log.exception("batched search failed", extra={"model": self._name, "rows": int(rows.shape[0])})
+            for item in live:
+                item.future.set_exception(exc)
+            return
+        self._free_since = time.monotonic()
+        self._last_search_s = self._free_since - started
+        start = 0
+        for item in live:
+            stop = start + item.rows.shape[0]
+            k = item.query.k
+            item.future.set_result((distances[start:stop, :k], ids[start:stop, :k]))
+            start = stop
+
+
+__all__ = ["BatchObserver", "DirectSearcher", "DynamicBatcher", "Searcher"]

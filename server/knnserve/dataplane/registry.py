@@ -1,0 +1,223 @@
+"""Model registry: finds bundles laid out NAME/VERSION/, loads them, swaps versions in on reload.
+
+A request names a model and optionally a version (default: the newest loaded). Reloading rescans
+the folder: new or changed versions are loaded first, then the table is replaced in one step, so
+a call in flight keeps the version it already holds and finishes on it; replaced versions'
+batchers drain their queues before they stop. A bundle that fails to load is logged and skipped
+(on reload the version already serving stays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knnserve.bundle import MANIFEST, read_manifest
+from knnserve.dataplane.batcher import BatchObserver, DirectSearcher, DynamicBatcher, Searcher
+from knnserve.dataplane.config import BatchConfig
+from knnserve.errors import BundleError, InvalidInputError
+from knnserve.model import KNNModel
+from knnserve_client.wire.errors import ModelNotFoundError, ModelsNotLoadedError
+
+log = logging.getLogger(__name__)
+
+SINGLE_BUNDLE_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """One loaded version of one model, with the searcher (batcher) that answers its searches."""
+
+    name: str
+    version: int
+    path: Path
+    model: KNNModel
+    searcher: Searcher
+    fingerprint: str
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """Heads this version serves: "knn", and "linear" when the bundle carries a linear head."""
+        return self.model.heads
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    """What one load or reload did: versions loaded, unloaded, kept, and those that failed."""
+
+    loaded: tuple[tuple[str, int], ...] = ()
+    unloaded: tuple[tuple[str, int], ...] = ()
+    kept: tuple[tuple[str, int], ...] = ()
+    failed: tuple[tuple[str, int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Found:
+    name: str
+    version: int
+    path: Path
+    fingerprint: str
+
+
+def _fingerprint(folder: Path) -> str:
+    # The manifest lists every file's sha256, so a changed bundle always has a changed manifest.
+    return hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+
+
+def scan_models_dir(root: Path) -> list[_Found]:
+    """Bundles under ``root`` laid out NAME/VERSION/ (VERSION a positive integer; dot-folders skipped)."""
+    if not root.is_dir():
+        raise BundleError(f"{root}: not a folder; --models expects a folder of NAME/VERSION/ bundles")
+    found: list[_Found] = []
+    for name_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for version_dir in sorted(p for p in name_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if not version_dir.name.isdigit() or int(version_dir.name) < 1:
+                log.warning("skipping %s: a version folder must be named by a positive integer", version_dir)
+                continue
+            if not (version_dir / MANIFEST).is_file():
+                log.warning("skipping %s: no %s (not a bundle, or a partial one)", version_dir, MANIFEST)
+                continue
+            found.append(_Found(name_dir.name, int(version_dir.name), version_dir, _fingerprint(version_dir)))
+    return found
+
+
+def scan_single_bundle(folder: Path) -> list[_Found]:
+    """One bundle folder, served under its manifest's name as version 1."""
+    manifest = read_manifest(folder)
+    return [_Found(manifest.name, SINGLE_BUNDLE_VERSION, folder, _fingerprint(folder))]
+
+
+SearcherFactory = Callable[[str, KNNModel], Searcher]
+
+
+def searcher_factory(
+    config: BatchConfig, *, observer: BatchObserver | None = None, on_thread_start: Callable[[], None] | None = None
+) -> SearcherFactory:
+    """Make a DynamicBatcher (batching on) or DirectSearcher (off) for each loaded model version."""
+
+    def make(label: str, model: KNNModel) -> Searcher:
+        if not config.enabled:
+            return DirectSearcher(model.search)
+        return DynamicBatcher(model.search, config, name=label, observer=observer, on_thread_start=on_thread_start)
+
+    return make
+
+
+@dataclass
+class ModelRegistry:
+    """The table of served model versions, read by every call and replaced whole on reload."""
+
+    models_dir: Path | None = None
+    model_dir: Path | None = None
+    make_searcher: SearcherFactory = field(default_factory=lambda: searcher_factory(BatchConfig()))
+    loader: Callable[[Path], KNNModel] = KNNModel.load
+
+    def __post_init__(self) -> None:
+        if (self.models_dir is None) == (self.model_dir is None):
+            raise ValueError("exactly one of models_dir and model_dir must be given")
+        self._table: dict[str, dict[int, ServedModel]] = {}
+        self._loaded = False
+        self._reload_lock = threading.Lock()
+
+    # -- reading (every call) -----------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once the first load finished with at least one model."""
+        return self._loaded and bool(self._table)
+
+    def get(self, name: str, version: int | None = None, *, field: str = "model") -> ServedModel:
+        """The served version (default: newest) of model ``name``; NOT_FOUND / UNAVAILABLE errors otherwise."""
+        if not name:
+            raise InvalidInputError(field, "a model name (ListModels lists them)", "an empty string")
+        if not self._loaded:
+            raise ModelsNotLoadedError("models are still loading; retry shortly")
+        table = self._table  # one read: the table is replaced whole, never mutated
+        versions = table.get(name)
+        if not versions:
+            served = ", ".join(sorted(table)) or "none"
+            raise ModelNotFoundError(f"model {name!r} is not served (served models: {served})")
+        if version is None:
+            return versions[max(versions)]
+        if version not in versions:
+            loaded = ", ".join(str(v) for v in sorted(versions))
+            raise ModelNotFoundError(f"model {name!r} has no version {version} (loaded versions: {loaded})")
+        return versions[version]
+
+    def snapshot(self) -> dict[str, dict[int, ServedModel]]:
+        """The current table (name -> version -> ServedModel); do not mutate it."""
+        return self._table
+
+    # -- loading (startup and SIGHUP) ---------------------------------------------------------
+
+    def _scan(self) -> list[_Found]:
+        if self.models_dir is not None:
+            return scan_models_dir(self.models_dir)
+        assert self.model_dir is not None
+        return scan_single_bundle(self.model_dir)
+
+    def reload(self) -> ReloadReport:
+        """Rescan and load new or changed versions, drop removed ones; the first call is the initial load.
+
+        Raises BundleError only when the folder itself cannot be read, or when the initial load
+        finds nothing it can serve.
+        """
+        with self._reload_lock:
+            old = self._table
+            found = self._scan()
+            new: dict[str, dict[int, ServedModel]] = {}
+            loaded, kept, failed = [], [], []
+            for entry in found:
+                current = old.get(entry.name, {}).get(entry.version)
+                if current is not None and current.fingerprint == entry.fingerprint:
+                    new.setdefault(entry.name, {})[entry.version] = current
+                    kept.append((entry.name, entry.version))
+                    continue
+                try:
+                    model = self.loader(entry.path)
+                except (BundleError, InvalidInputError, OSError) as exc:
+                    log.error("could not load %s version %d from %s: %s", entry.name, entry.version, entry.path, exc)
+                    failed.append((entry.name, entry.version, str(exc)))
+                    if current is not None:
+                        new.setdefault(entry.name, {})[entry.version] = current  # keep serving the old one
+                        kept.append((entry.name, entry.version))
+                    continue
+                label = f"{entry.name}:{entry.version}"
+                served = ServedModel(entry.name, entry.version, entry.path, model, self.make_searcher(label, model), entry.fingerprint)
+                new.setdefault(entry.name, {})[entry.version] = served
+                loaded.append((entry.name, entry.version))
+                log.info("loaded %s version %d from %s", entry.name, entry.version, entry.path)
+            if not self._loaded and not new:
+                source = self.models_dir or self.model_dir
+                details = "; ".join(f"{n}/{v}: {m}" for n, v, m in failed) or "no NAME/VERSION/ bundle found"
+                raise BundleError(f"{source}: no model could be loaded ({details})")
+            self._table = new
+            self._loaded = True
+            retired = [
+                served
+                for name, versions in old.items()
+                for version, served in versions.items()
+                if new.get(name, {}).get(version) is not served
+            ]
+            for served in retired:
+                served.searcher.close()  # drains its queue; late submissions run on the caller's thread
+            unloaded = tuple(
+                (s.name, s.version) for s in retired if s.version not in new.get(s.name, {})
+            )
+            for name, version in unloaded:
+                log.info("unloaded %s version %d", name, version)
+            return ReloadReport(tuple(loaded), unloaded, tuple(kept), tuple(failed))
+
+    def close(self) -> None:
+        """Stop every batcher (after draining it)."""
+        with self._reload_lock:
+            for versions in self._table.values():
+                for served in versions.values():
+                    served.searcher.close()
+
+
+__all__ = ["ModelRegistry", "ReloadReport", "ServedModel", "scan_models_dir", "scan_single_bundle", "searcher_factory"]

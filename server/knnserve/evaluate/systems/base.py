@@ -1,0 +1,104 @@
+"""The seam of the harness: a system under test, whatever it is (an index in this process, a server
+over gRPC, scikit-learn in a child process, a numpy loop), as the runner sees it.
+
+The runner (``evaluate/runner.py``) opens a system, asks for its settings, times ``search`` through
+the one measurement loop (``measure.py``) and records what it answered; scoring happens after all
+systems ran (``scoring.py``), as in ann-benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from knnserve.evaluate.runs import BuildCost, params_label
+from knnserve_client.wire.query import KnnQuery
+
+# What a search returns: neighbors (distances on the true scale, ids), class predictions of every
+# row it was given, or None for a system that only computes (the GEMM bound).
+Answer = tuple[np.ndarray, np.ndarray] | np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One search setting of a system: its search effort (``nprobe`` / ``ef_search``; the rest unset)."""
+
+    query: KnnQuery = KnnQuery()
+
+    @property
+    def params(self) -> dict[str, int]:
+        """The search knobs that are set, as a plain dict (what results.json records)."""
+        return {name: value for name, value in self.query.set_fields().items() if name in ("nprobe", "ef_search")}
+
+    @property
+    def label(self) -> str:
+        """``nprobe=16`` / ``efSearch=64`` / empty."""
+        return params_label(self.params)
+
+
+@dataclass(frozen=True)
+class Description:
+    """How a system shows in the results: who it is, what it searches, and notes for the report."""
+
+    label: str
+    system: str
+    transport: str
+    index: dict[str, Any] | None = None
+    exact: bool = False
+    build: BuildCost | None = None
+    notes: tuple[str, ...] = ()
+    space: str = "raw"
+
+
+@dataclass(frozen=True)
+class Modes:
+    """Which timing modes a system takes part in.
+
+    ``single_queries`` overrides the config's single-query subsample. A ``subsampled`` system (the
+    naive loop) is too slow for every query: it answers and is timed on its single-query rows only,
+    and its time for all queries is extrapolated.
+    """
+
+    batch: bool = True
+    single: bool = True
+    single_queries: int | None = None
+    subsampled: bool = False
+
+
+class System(Protocol):
+    """A system under test. ``open`` before anything else, ``close`` at the end (the runner does both)."""
+
+    modes: Modes
+
+    def open(self) -> None:
+        """Build the index, start the child process, connect: whatever must happen before the first search."""
+
+    def describe(self) -> Description:
+        """Who the system is and what it searches (valid after :meth:`open`)."""
+
+    def settings(self) -> list[Setting]:
+        """The search settings to run, in order."""
+
+    def prepare(self, queries: np.ndarray) -> np.ndarray:
+        """The query rows as :meth:`search` takes them (done once, untimed); row i stays row i."""
+
+    def search(self, rows: np.ndarray, setting: Setting) -> Answer:
+        """Answer ``rows`` (a slice of :meth:`prepare`'s output) at ``setting``: this is what is timed."""
+
+    def finish(self, answer: Answer) -> Answer:
+        """Untimed conversion of what :meth:`search` returned (e.g. FAISS's squared L2 to Euclidean)."""
+
+    def close(self) -> None:
+        """Free what :meth:`open` took."""
+
+
+def is_exact(factory: str, input_dtype: str, preprocessed: bool) -> bool:
+    """True when an index searches exhaustively over exact vectors: ``Flat``, or raw bytes of uint8 inputs."""
+    if factory == "Flat":
+        return True
+    return factory == "SQ8_direct" and input_dtype == "uint8" and not preprocessed
+
+
+__all__ = ["Answer", "Description", "Modes", "Setting", "System", "is_exact"]

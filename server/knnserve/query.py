@@ -1,0 +1,54 @@
+"""Resolving a KnnQuery against a model: defaults filled in, every value checked against the index.
+
+The query type itself (``knnserve_client.wire.query.KnnQuery``) checks each value on its own when
+it is made; what needs the model is checked here, once, where a request reaches a model. The
+resolved query (every field that applies set, the others None) then travels unchanged to the
+batcher, FAISS and the vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from knnserve_client.wire.errors import InvalidInputError
+from knnserve_client.wire.query import DEFAULT_TOP_N, KnnQuery
+
+# What a query falls back to when neither it nor the model's defaults set a field.
+BASE_DEFAULTS = KnnQuery(k=5, weights="uniform", tie_break="nearest")
+
+
+@dataclass(frozen=True)
+class QueryBounds:
+    """What a model allows: indexed vectors, inverted lists (IVF) or None, whether it is HNSW, classes."""
+
+    ntotal: int
+    nlist: int | None
+    hnsw: bool
+    n_classes: int
+
+
+def resolve_query(query: KnnQuery, defaults: KnnQuery, bounds: QueryBounds) -> KnnQuery:
+    """``query`` with unset fields taken from ``defaults``, validated against ``bounds``.
+
+    A search knob the index does not have is an error when the query sets it, and dropped when
+    only the defaults do. Raises InvalidInputError naming the field and the allowed range.
+    """
+    if query.nprobe is not None and bounds.nlist is None:
+        raise InvalidInputError("nprobe", "unset: this index has no inverted lists", query.nprobe)
+    if query.ef_search is not None and not bounds.hnsw:
+        raise InvalidInputError("ef_search", "unset: this index is not HNSW", query.ef_search)
+    merged = query.or_defaults(defaults).or_defaults(BASE_DEFAULTS)
+    k = merged.k
+    assert k is not None
+    if k > bounds.ntotal:
+        raise InvalidInputError("k", f"an integer between 1 and {bounds.ntotal} (the number of indexed vectors)", k)
+    nprobe = merged.nprobe if bounds.nlist is not None else None
+    if nprobe is not None and nprobe > (bounds.nlist or 0):
+        raise InvalidInputError("nprobe", f"an integer between 1 and nlist={bounds.nlist}", nprobe)
+    top_n = min(DEFAULT_TOP_N, bounds.n_classes) if merged.top_n is None else merged.top_n
+    if top_n > bounds.n_classes:
+        raise InvalidInputError("top_n", f"an integer between 0 and {bounds.n_classes} (the number of classes)", top_n)
+    return merged.replace(nprobe=nprobe, ef_search=merged.ef_search if bounds.hnsw else None, top_n=top_n)
+
+
+__all__ = ["BASE_DEFAULTS", "QueryBounds", "resolve_query"]
