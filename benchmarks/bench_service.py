@@ -24,17 +24,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import knnserve  # noqa: F401  (first: it selects OpenBLAS's kernels before faiss loads OpenBLAS)
-
-import faiss
 import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from knnserve.data import load_dataset
 from knnserve.index import set_num_threads
+from knnserve.index.backend import DEFAULT_BLAS_THRESHOLD, build_info, set_blas_threshold
 from knnserve.model import KNNModel
-from knnserve.service.config import DEFAULT_BLAS_THRESHOLD
 from knnserve_client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,7 +192,7 @@ def load(target: str, model: str, x: np.ndarray, clients: int, *, warmup: float,
 def machine() -> str:
     from knnserve.machine import cpu_model, usable_cores
 
-    return (f"{cpu_model()}, {usable_cores()} cores available, Python {platform.python_version()}, faiss {faiss.__version__}, "
+    return (f"{cpu_model()}, {usable_cores()} cores available, Python {platform.python_version()}, faiss {build_info()['faiss']}, "
             f"grpcio {grpc.__version__}, {platform.system()} {platform.release()}")
 
 
@@ -232,7 +229,7 @@ def main() -> int:
     args = parser.parse_args()
 
     # Same BLAS threshold as the server, so in-process and served searches take the same FAISS paths.
-    faiss.cvar.distance_compute_blas_threshold = DEFAULT_BLAS_THRESHOLD
+    set_blas_threshold(DEFAULT_BLAS_THRESHOLD)
     dataset = load_dataset("fashion-mnist", download=False)
     x = dataset.x_test
     rows: list[Row] = []

@@ -6,7 +6,7 @@ import grpc
 import numpy as np
 import pytest
 
-from knnserve_client import Client, InvalidArgumentError, UnavailableError
+from knnserve_client import Client, InvalidArgumentError, KnnQuery, UnavailableError
 from knnserve_client.channel import RetryPolicy
 
 
@@ -67,3 +67,20 @@ def test_client_is_a_context_manager_that_closes_its_channel(shared_server) -> N
         assert client.models()
     with pytest.raises(Exception):
         client.models()  # the channel is closed
+
+
+def test_the_client_splits_by_rows_times_k_under_a_low_neighbor_budget(start_server, models) -> None:
+    """A server with --max-neighbors-per-request 1000: 100 rows at k=50 (5000 neighbors) arrive as calls of <= 20 rows."""
+    server, target = start_server(max_neighbors_per_request=1000)
+    x = np.repeat(models.blobs.x_query, 3, axis=0)[:100]
+    with Client(target, timeout=10) as client:
+        assert client.limits().max_neighbors_per_request == 1000
+        found = client.search("blobs", x, k=50)
+        classified = client.classify("blobs", x, k=50, return_neighbors=True)
+        default_k = client.classify("blobs", x)  # k unset: the model's default k from ListModels
+    expected = models.blobs_v2.search(models.blobs_v2.prepare(x), models.blobs_v2.resolve(KnnQuery(k=50)))[1]
+    np.testing.assert_array_equal(found.ids, expected)
+    np.testing.assert_array_equal(classified.neighbors.ids, expected)
+    assert found.ids.shape == (100, 50) and default_k.knn.predictions.shape == (100,)
+    assert calls(server, "Search", "OK") == 5 and calls(server, "Classify", "OK") >= 6
+    assert calls(server, "Search", "RESOURCE_EXHAUSTED") == calls(server, "Classify", "RESOURCE_EXHAUSTED") == 0

@@ -117,7 +117,7 @@ def test_oversized_message_is_resource_exhausted(start_server) -> None:
         assert stub.Classify(request(), timeout=10).model == "blobs"
 
 
-def test_too_many_rows_and_neighbours(start_server) -> None:
+def test_too_many_rows_and_neighbors(start_server) -> None:
     _, target = start_server(max_rows_per_request=8, max_neighbors_per_request=20)
     with grpc.insecure_channel(target) as channel:
         stub = knnserve_pb2_grpc.KnnServeStub(channel)

@@ -8,7 +8,7 @@ against its message's descriptor, so a field added to the proto and not mapped h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -59,70 +59,44 @@ def _array(tensor: Any, field: str) -> np.ndarray:
     return from_tensor(tensor, field=field).copy()
 
 
+class _Tensors:
+    """Base of the types whose fields are all tensors of one message: encoded, decoded and joined field by field."""
+
+    PROTO: Any  # the message type
+
+    def to_proto(self) -> Any:
+        """The message."""
+        return self.PROTO(**{f.name: to_tensor(getattr(self, f.name)) for f in fields(self)})  # type: ignore[arg-type]
+
+    @classmethod
+    def from_proto(cls, message: Any, field: str) -> Any:
+        """Decode the message (``field`` names it in errors, e.g. ``knn.predictions``)."""
+        return cls(**{f.name: _array(getattr(message, f.name), f"{field}.{f.name}") for f in fields(cls)})  # type: ignore[arg-type]
+
+    @classmethod
+    def concat(cls, parts: list[Any]) -> Any:
+        """Join results of consecutive row chunks, in order."""
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, eq=False)
-class HeadResult:
+class HeadResult(_Tensors):
     """One head's answer for n rows: predictions (n,) int64 and the top classes (n, top_n) int32 with float32 scores."""
 
+    PROTO = pb.HeadResult
     predictions: np.ndarray
     top_classes: np.ndarray
     top_scores: np.ndarray
 
-    def to_proto(self) -> pb.HeadResult:
-        """The HeadResult message."""
-        return pb.HeadResult(
-            predictions=to_tensor(self.predictions),
-            top_classes=to_tensor(self.top_classes),
-            top_scores=to_tensor(self.top_scores),
-        )
-
-    @classmethod
-    def from_proto(cls, message: pb.HeadResult, field: str) -> HeadResult:
-        """Decode a HeadResult message (``field`` names it in errors)."""
-        return cls(
-            predictions=_array(message.predictions, f"{field}.predictions"),
-            top_classes=_array(message.top_classes, f"{field}.top_classes"),
-            top_scores=_array(message.top_scores, f"{field}.top_scores"),
-        )
-
-    @staticmethod
-    def concat(parts: list[HeadResult]) -> HeadResult:
-        """Join results of consecutive row chunks, in order."""
-        return HeadResult(
-            predictions=np.concatenate([p.predictions for p in parts]),
-            top_classes=np.concatenate([p.top_classes for p in parts]),
-            top_scores=np.concatenate([p.top_scores for p in parts]),
-        )
-
 
 @dataclass(frozen=True, eq=False)
-class Neighbors:
+class Neighbors(_Tensors):
     """The k nearest training vectors of n rows: ids int64, true-scale distances float32 and labels int64, each (n, k)."""
 
+    PROTO = pb.Neighbors
     ids: np.ndarray
     distances: np.ndarray
     labels: np.ndarray
-
-    def to_proto(self) -> pb.Neighbors:
-        """The Neighbors message."""
-        return pb.Neighbors(ids=to_tensor(self.ids), distances=to_tensor(self.distances), labels=to_tensor(self.labels))
-
-    @classmethod
-    def from_proto(cls, message: pb.Neighbors) -> Neighbors:
-        """Decode a Neighbors message."""
-        return cls(
-            ids=_array(message.ids, "neighbors.ids"),
-            distances=_array(message.distances, "neighbors.distances"),
-            labels=_array(message.labels, "neighbors.labels"),
-        )
-
-    @staticmethod
-    def concat(parts: list[Neighbors]) -> Neighbors:
-        """Join results of consecutive row chunks, in order."""
-        return Neighbors(
-            ids=np.concatenate([p.ids for p in parts]),
-            distances=np.concatenate([p.distances for p in parts]),
-            labels=np.concatenate([p.labels for p in parts]),
-        )
 
 
 def _join(values: list[Any], joiner: Any) -> Any:
@@ -174,7 +148,7 @@ class ClassifyResult:
             version=message.version,
             knn=HeadResult.from_proto(message.knn, "knn") if message.HasField("knn") else None,
             linear=HeadResult.from_proto(message.linear, "linear") if message.HasField("linear") else None,
-            neighbors=Neighbors.from_proto(message.neighbors) if message.HasField("neighbors") else None,
+            neighbors=Neighbors.from_proto(message.neighbors, "neighbors") if message.HasField("neighbors") else None,
             params=query_from(message.params) if message.HasField("params") else None,
             tag=message.tag,
         )
@@ -226,7 +200,7 @@ class SearchResult:
     @classmethod
     def from_proto(cls, message: pb.SearchResponse) -> SearchResult:
         """Decode a SearchResponse."""
-        return cls(model=message.model, version=message.version, neighbors=Neighbors.from_proto(message.neighbors))
+        return cls(model=message.model, version=message.version, neighbors=Neighbors.from_proto(message.neighbors, "neighbors"))
 
     @staticmethod
     def concat(parts: list[SearchResult]) -> SearchResult:

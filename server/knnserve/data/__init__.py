@@ -7,7 +7,7 @@ from knnserve.data.inputs import read_input_array
 from knnserve.data.load import load_dataset, load_folder
 from knnserve.data.registry import DEFAULT_DATASET, list_datasets
 from knnserve.data.resolve import default_cache_dir
-from knnserve.data.split import train_val_split
+from knnserve.data.split import validation_split
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -20,5 +20,5 @@ __all__ = [
     "load_folder",
     "read_idx",
     "read_input_array",
-    "train_val_split",
+    "validation_split",
 ]

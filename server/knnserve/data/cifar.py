@@ -59,7 +59,6 @@ CIFAR100 = CifarVariant(
     meta_file="fine_label_names.txt",
 )
 CIFAR100_COARSE_CLASSES = 20
-CIFAR100_COARSE_META = "coarse_label_names.txt"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""A seeded, stratified train/validation split of a training set."""
+"""Seeded, stratified carving of a validation split out of the training data (never the test set)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,27 @@ import numpy as np
 from knnserve.errors import InvalidInputError
 
 
-def train_val_split(
-    x: np.ndarray, y: np.ndarray, *, val_fraction: float = 0.1, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split ``(x, y)`` into train and validation parts with the same class proportions.
+def validation_split(y: np.ndarray, val_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return (train_idx, val_idx) index arrays splitting labels ``y`` by ``val_fraction``.
 
-    Parameters
-    ----------
-    x, y
-        Samples (N, ...) and their integer labels (N,).
-    val_fraction
-        Share of the samples held out, in (0, 1); each class must have at least two samples.
-    seed
-        Seed of the shuffle: the same seed gives the same split.
-
-    Returns
-    -------
-    x_train, y_train, x_val, y_val
-        Rows keep their original order within each part.
+    Stratified by class when every class has at least two samples and the validation part can hold
+    one of each; otherwise a plain seeded random split (tiny data, e.g. inside cross-validation).
+    ``val_fraction == 0`` gives an empty validation part.
     """
     from sklearn.model_selection import train_test_split  # slow import, needed only here
 
-    if not 0.0 < val_fraction < 1.0:
-        raise InvalidInputError("val_fraction", "a number strictly between 0 and 1", val_fraction)
-    if x.shape[0] != y.shape[0]:
-        raise InvalidInputError("y", f"{x.shape[0]} labels, one per row of x", y.shape[0])
+    y = np.asarray(y)
+    if not 0 <= val_fraction < 1:
+        raise InvalidInputError("val_fraction", "a number in [0, 1)", val_fraction)
     indices = np.arange(y.shape[0])
-    try:
-        train_idx, val_idx = train_test_split(indices, test_size=val_fraction, random_state=seed, stratify=y)
-    except ValueError as error:
-        # scikit-learn refuses classes with one sample or a split smaller than the class count.
+    if val_fraction == 0:
+        return indices, indices[:0]
+    n_val = int(np.ceil(val_fraction * y.shape[0]))
+    if n_val >= y.shape[0]:
         raise InvalidInputError(
-            "val_fraction", "a split leaving every class at least one sample on each side", str(error)
-        ) from error
-    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
-    return x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+            "val_fraction", f"small enough to leave training samples out of {y.shape[0]}", val_fraction
+        )
+    _, counts = np.unique(y, return_counts=True)
+    stratify = y if counts.min() >= 2 and counts.size <= n_val and counts.size <= y.shape[0] - n_val else None
+    train_idx, val_idx = train_test_split(indices, test_size=n_val, random_state=seed, stratify=stratify)
+    return np.sort(train_idx), np.sort(val_idx)

@@ -6,20 +6,19 @@ from knnserve.linear.model import LinearModel
 from knnserve.linear.objective import Objective, loss_and_gradients
 from knnserve.linear.regularizers import penalty
 from knnserve.linear.schedule import Schedule
-from knnserve.linear.search import SearchResult, SearchSpace, default_space, search_hyperparameters
-from knnserve.linear.split import validation_split
-from knnserve.linear.train import EpochRecord, TrainConfig, TrainResult, train_linear
+from knnserve.linear.search import HyperparameterSearch, SearchSpace, default_space, search_hyperparameters
+from knnserve.linear.train import EpochRecord, TrainConfig, LinearFit, train_linear
 
 __all__ = [
     "EpochRecord",
+    "HyperparameterSearch",
     "LinearClassifier",
+    "LinearFit",
     "LinearModel",
     "Objective",
     "Schedule",
-    "SearchResult",
     "SearchSpace",
     "TrainConfig",
-    "TrainResult",
     "default_space",
     "linear_scores",
     "log_softmax",
@@ -31,5 +30,4 @@ __all__ = [
     "svm_loss",
     "train_linear",
     "tune_linear_classifier",
-    "validation_split",
 ]

@@ -11,9 +11,9 @@ from sklearn.utils.validation import check_is_fitted
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
 from knnserve.linear.model import LinearModel
-from knnserve.linear.search import SearchResult, SearchSpace, default_space, search_hyperparameters
-from knnserve.linear.split import validation_split
-from knnserve.linear.train import DEFAULT_LEARNING_RATE, TrainConfig, TrainResult, train_linear
+from knnserve.linear.search import HyperparameterSearch, SearchSpace, default_space, search_hyperparameters
+from knnserve.data.split import validation_split
+from knnserve.linear.train import DEFAULT_LEARNING_RATE, TrainConfig, LinearFit, train_linear
 
 ESTIMATOR_SCHEMA = 1
 
@@ -166,7 +166,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         xv = preprocessor.transform(val_x) if val_x is not None else None
         return preprocessor, xt, train_y, xv, val_y, classes
 
-    def _set_fitted(self, preprocessor: Preprocessor, result: TrainResult, classes: np.ndarray) -> None:
+    def _set_fitted(self, preprocessor: Preprocessor, result: LinearFit, classes: np.ndarray) -> None:
         self.classes_ = classes
         self.preprocessor_ = preprocessor
         self.result_ = result
@@ -280,7 +280,7 @@ def tune_linear_classifier(
     X_val: Any | None = None,
     y_val: Any | None = None,
     **params: Any,
-) -> tuple[LinearClassifier, SearchResult]:
+) -> tuple[LinearClassifier, HyperparameterSearch]:
     """Search learning rate and lambda on the validation split, return the fitted winner and the table.
 
     ``params`` are :class:`LinearClassifier` parameters (their ``learning_rate``/``reg_strength``

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from knnserve.errors import InvalidInputError
-from knnserve.linear.train import TrainConfig, TrainResult, train_linear
+from knnserve.linear.train import TrainConfig, LinearFit, train_linear
 
 SEARCH_MODES: tuple[str, ...] = ("grid", "random")
 
@@ -81,12 +81,12 @@ def default_space(loss: str = "softmax", mode: str = "grid", n_trials: int = 8, 
 
 
 @dataclass(frozen=True)
-class SearchResult:
+class HyperparameterSearch:
     """The whole table (one row per candidate), the winner's index and its trained result."""
 
     table: tuple[dict[str, Any], ...]
     best_index: int
-    best: TrainResult
+    best: LinearFit
     space: SearchSpace
     seconds: float
 
@@ -109,7 +109,7 @@ class SearchResult:
         }
 
 
-def _row(index: int, result: TrainResult) -> dict[str, Any]:
+def _row(index: int, result: LinearFit) -> dict[str, Any]:
     best_epoch = result.best_epoch
     best_record = result.history[best_epoch - 1] if best_epoch > 0 else None
     return {
@@ -135,7 +135,7 @@ def search_hyperparameters(
     space: SearchSpace | None = None,
     n_classes: int | None = None,
     verbose: bool = False,
-) -> SearchResult:
+) -> HyperparameterSearch:
     """Train one model per candidate on (x_train, y_train) and keep the best on the validation split.
 
     Every candidate uses ``base`` with its learning rate and lambda replaced, including ``base.seed``,
@@ -158,7 +158,7 @@ def search_hyperparameters(
         n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    results: list[TrainResult] = []
+    results: list[LinearFit] = []
     bar = tqdm(space.candidates(), desc=f"search {base.loss}", unit="candidate", disable=not verbose)
     for index, (learning_rate, reg_strength) in enumerate(bar):
         config = replace(base, learning_rate=learning_rate, reg_strength=reg_strength)
@@ -174,7 +174,7 @@ def search_hyperparameters(
         return (-(acc if acc is not None else -1.0), loss if loss is not None else math.inf, i)
 
     best_index = min(range(len(rows)), key=rank)
-    return SearchResult(
+    return HyperparameterSearch(
         table=tuple(rows),
         best_index=best_index,
         best=results[best_index],

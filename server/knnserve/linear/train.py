@@ -98,7 +98,7 @@ class EpochRecord:
 
 
 @dataclass(frozen=True)
-class TrainResult:
+class LinearFit:
     """The kept model (best validation epoch, or the last without validation) and how training went."""
 
     model: LinearModel
@@ -165,7 +165,7 @@ def train_linear(
     verbose: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
     blas_threads: int | None = 1,
-) -> TrainResult:
+) -> LinearFit:
     """Train a linear softmax or SVM head by minibatch SGD (float32) and return the kept model.
 
     Parameters
@@ -196,7 +196,7 @@ def _train(
     n_classes: int | None,
     verbose: bool,
     on_epoch: Callable[[EpochRecord], None] | None,
-) -> TrainResult:
+) -> LinearFit:
     started = time.perf_counter()
     x_train = np.asarray(x_train)
     if x_train.ndim != 2 or x_train.shape[0] == 0:
@@ -295,7 +295,7 @@ def _train(
     else:
         best_epoch = len(history)
     model = LinearModel(weights=weights, bias=bias, loss=config.loss, delta=config.delta)
-    return TrainResult(
+    return LinearFit(
         model=model,
         config=config,
         history=tuple(history),

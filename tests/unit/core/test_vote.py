@@ -42,7 +42,7 @@ def test_nearest_tie_rule_ignores_untied_classes() -> None:
     assert vote(labels, np.arange(5.0)[None, :] + 1, 3, tie_break="nearest").predictions.tolist() == [2]
 
 
-def test_missing_neighbours_are_masked() -> None:
+def test_missing_neighbors_are_masked() -> None:
     labels = np.array([[1, -1, -1], [-1, -1, -1]])
     result = vote(labels, np.ones((2, 3)), 2)
     assert result.predictions.tolist() == [1, -1]

@@ -1,67 +1,32 @@
-"""train_val_split: stratified, seeded, disjoint and complete."""
+"""The one validation carve-out (linear head, CV folds, CNN training): seeded, stratified, disjoint, with a plain
+fallback for tiny data."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from knnserve.data import train_val_split
 from knnserve.errors import InvalidInputError
+from knnserve.data.split import validation_split
 
 
-def _toy(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y = rng.permutation(np.repeat(np.arange(4), [50, 30, 100, 20]))
-    # Each row carries its own index so the parts can be traced back.
-    x = np.stack([np.arange(y.size), np.arange(y.size) * 2], axis=1)
-    return x, y
+def test_stratified_disjoint_and_seeded() -> None:
+    y = np.repeat(np.arange(4), [100, 50, 30, 20])
+    train, val = validation_split(y, 0.1, seed=3)
+    assert len(val) == 20 and len(train) == 180
+    assert np.intersect1d(train, val).size == 0 and np.union1d(train, val).size == 200
+    np.testing.assert_array_equal(np.bincount(y[val]), [10, 5, 3, 2])
+    again_train, again_val = validation_split(y, 0.1, seed=3)
+    np.testing.assert_array_equal(val, again_val)
+    assert not np.array_equal(val, validation_split(y, 0.1, seed=4)[1])
 
 
-def test_disjoint_complete_and_aligned() -> None:
-    x, y = _toy()
-    x_tr, y_tr, x_val, y_val = train_val_split(x, y, val_fraction=0.2, seed=3)
-
-    ids_tr, ids_val = x_tr[:, 0], x_val[:, 0]
-    assert set(ids_tr).isdisjoint(ids_val)
-    assert sorted([*ids_tr, *ids_val]) == list(range(y.size))
-    np.testing.assert_array_equal(y_tr, y[ids_tr])
-    np.testing.assert_array_equal(y_val, y[ids_val])
-    assert len(ids_val) == 40
-    assert np.all(np.diff(ids_tr) > 0)  # original order kept
-
-
-def test_stratified() -> None:
-    x, y = _toy()
-    _, _, _, y_val = train_val_split(x, y, val_fraction=0.2, seed=0)
-    expected = np.bincount(y) * 0.2
-    assert np.all(np.abs(np.bincount(y_val, minlength=4) - expected) <= 1)
-
-
-def test_seeded() -> None:
-    x, y = _toy()
-    first = train_val_split(x, y, seed=7)
-    again = train_val_split(x, y, seed=7)
-    other = train_val_split(x, y, seed=8)
-    for a, b in zip(first, again, strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not np.array_equal(first[2], other[2])
-
-
-@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
-def test_fraction_must_be_inside_zero_one(fraction: float) -> None:
-    x, y = _toy()
-    with pytest.raises(InvalidInputError, match="val_fraction"):
-        train_val_split(x, y, val_fraction=fraction)
-
-
-def test_lengths_must_agree() -> None:
-    x, y = _toy()
-    with pytest.raises(InvalidInputError, match="y"):
-        train_val_split(x, y[:-1])
-
-
-def test_singleton_class_is_a_clear_error() -> None:
-    x = np.zeros((5, 2))
+def test_zero_fraction_and_tiny_data() -> None:
     y = np.array([0, 0, 1, 1, 2])
-    with pytest.raises(InvalidInputError, match="every class"):
-        train_val_split(x, y, val_fraction=0.4)
+    train, val = validation_split(y, 0.0)
+    assert val.size == 0 and train.size == 5
+    # Class 2 has a single sample, so stratification is impossible: a plain split is used instead.
+    train, val = validation_split(y, 0.4, seed=0)
+    assert val.size == 2 and train.size == 3
+    with pytest.raises(InvalidInputError, match="val_fraction"):
+        validation_split(y, 1.0)

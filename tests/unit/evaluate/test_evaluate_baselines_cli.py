@@ -33,7 +33,7 @@ def test_sklearn_child_agrees_with_exact_knn_and_never_imports_faiss(fast_config
     np.testing.assert_array_equal(sk.predictions, exact_predictions(truth, workload, fast_config, tie_break="lowest"))
 
 
-def test_naive_loop_is_one_nearest_neighbour_on_a_subsample(fast_config: EvaluateConfig) -> None:
+def test_naive_loop_is_one_nearest_neighbor_on_a_subsample(fast_config: EvaluateConfig) -> None:
     workload = make_workload(load_dataset(data_dir=fast_config.data_dir))
     config = replace(fast_config, naive_queries=6, mode="batch")  # the naive loop is timed one row a call anyway
     (run,) = run_system(NaiveLoop(workload, config), workload, config)

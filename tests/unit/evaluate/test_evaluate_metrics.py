@@ -28,7 +28,7 @@ def test_uint8_distances_do_not_wrap_around() -> None:
     assert exact_distances(base, query, np.array([[0, 1]]), "l2")[0].tolist() == [255.0, 0.0]
 
 
-def test_a_tied_neighbour_counts_although_exact_search_returned_the_other() -> None:
+def test_a_tied_neighbor_counts_although_exact_search_returned_the_other() -> None:
     # k=3: true neighbours are ids 0, 1 and one of the two points at distance 2 (ids 2 and 3).
     true_kth = np.array([2.0])
     returned = np.array([[0, 1, 3]])  # the tie exact search did not pick
@@ -38,7 +38,7 @@ def test_a_tied_neighbour_counts_although_exact_search_returned_the_other() -> N
     assert id_overlap(returned, np.array([[0, 1, 2]]), 3) == pytest.approx(2 / 3)
 
 
-def test_farther_neighbours_missing_ids_and_duplicates() -> None:
+def test_farther_neighbors_missing_ids_and_duplicates() -> None:
     true_kth = np.array([2.0])
     cases = {
         (0, 1, 4): 2 / 3,  # id 4 is at 3 > 2 + eps

@@ -1,0 +1,89 @@
+"""Every bad option value ends the command with exit status 2 and one line naming the option and the range."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+
+from knnserve.cli import build_parser, main
+from knnserve.cli.options import Ranged
+
+
+def _ranged_options() -> list[tuple[str, str, Ranged]]:
+    """(command words, option, its type) for every option of every command that takes a ranged number."""
+    found: list[tuple[str, str, Ranged]] = []
+
+    def walk(parser: argparse.ArgumentParser, words: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{words} {name}".strip())
+            elif isinstance(action.type, Ranged) and action.option_strings:
+                found.append((words, action.option_strings[0], action.type))
+
+    walk(build_parser(), "")
+    return found
+
+
+def _bad_values(kind: Ranged) -> list[str]:
+    values = ["not-a-number"]
+    if kind.low != -math.inf:
+        values.append(str(kind.low if kind.low_open else kind.low - 1))
+    if kind.high is not None:
+        values.append(str(kind.high + 1))
+    return values
+
+
+RANGED = _ranged_options()
+
+
+def test_the_commands_have_ranged_options() -> None:
+    names = {(words, option) for words, option, _ in RANGED}
+    assert ("serve", "--batch-wait-fraction") in names and ("serve", "--port") in names
+    assert ("train", "--k") in names and ("evaluate", "--repeats") in names and ("tune", "--target-recall") in names
+    assert len(RANGED) >= 40
+
+
+@pytest.mark.parametrize(("words", "option", "kind"), RANGED, ids=[f"{w} {o}" for w, o, _ in RANGED])
+def test_out_of_range_values_exit_2_with_one_line(words: str, option: str, kind: Ranged,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in _bad_values(kind):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*words.split(), option, bad])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert f"knnserve {words}: error: argument {option}" in err and kind.describe() in err and bad in err
+
+
+def test_the_issue_example_names_the_option_and_the_range(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model", "m", "--batch-wait-fraction", "20"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "knnserve serve: error: argument --batch-wait-fraction: expected a number between 0 and 10, got 20 "
+        "(see knnserve serve --help)\n"
+    )
+
+
+def test_option_combinations_checked_after_parsing_are_one_line_too(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--model", str(tmp_path), "--tls-cert", str(tmp_path / "c.pem")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("knnserve serve: error: --tls-cert/--tls-key: expected both or neither") and err.count("\n") == 1
+    assert main(["classify", "--server", "127.0.0.1:1", "--model", "m", "--input", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "o.csv"), "--token-env", "KNNSERVE_TEST_UNSET_VARIABLE"]) == 2
+    assert "KNNSERVE_TEST_UNSET_VARIABLE" in capsys.readouterr().err
+
+
+def test_a_server_that_is_down_is_exit_3_and_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--server", "127.0.0.1:1", "--timeout", "2"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("knnserve models: error: the server call failed: UNAVAILABLE") and err.count("\n") == 1
+
+
+def test_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "3 a call to the server failed" in capsys.readouterr().out
