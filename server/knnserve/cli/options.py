@@ -39,18 +39,22 @@ class Ranged:
             raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text}")
         return value
 
+    def _number(self, value: float) -> str:
+        return str(int(value)) if self.kind is int else f"{value:g}"
+
     def describe(self) -> str:
         """The valid values in words, e.g. 'an integer >= 1' or 'a number between 0 and 10'."""
         noun = "an integer" if self.kind is int else "a number"
-        low = "" if self.low == -math.inf else f"{self.low:g}"
+        low = "" if self.low == -math.inf else self._number(self.low)
+        high = None if self.high is None else self._number(self.high)
         if self.low_open:
-            text = f"{noun} > {low}" + (f" and <= {self.high:g}" if self.high is not None else "")
-        elif self.high is not None and low:
-            text = f"{noun} between {low} and {self.high:g}"
+            text = f"{noun} > {low}" + (f" and <= {high}" if high is not None else "")
+        elif high is not None and low:
+            text = f"{noun} between {low} and {high}"
         elif low:
             text = f"{noun} >= {low}"
-        elif self.high is not None:
-            text = f"{noun} <= {self.high:g}"
+        elif high is not None:
+            text = f"{noun} <= {high}"
         else:
             text = noun
         return " or ".join([text, *self.allow])

@@ -240,10 +240,10 @@ def tuning_table(results: Results) -> list[str]:
     """Target-recall tuning results."""
     rows = [[f"`{t.index.get('factory')}`", t.parameter, f"{t.target_recall}", "" if t.value is None else str(t.value),
              _f(t.recall), f"{t.held_out_queries} held out, index of {t.index_rows}",
-             ", ".join(f"{int(e['value'])}:{e['recall']:.4f}" for e in t.evaluations), t.written_to or "", t.note]
+             ", ".join(f"{int(e['value'])}:{e['recall']:.4f}" for e in t.evaluations), t.note]
             for t in results.tuning]
     return _table(["index", "parameter", "target recall@k", "smallest value", "recall there", "queries",
-                   "evaluations (value:recall)", "default written to", "note"], rows)
+                   "evaluations (value:recall)", "note"], rows)
 
 
 def render_report(results: Results, plots: list[str]) -> str:

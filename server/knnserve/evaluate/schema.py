@@ -44,7 +44,7 @@ class BatchRecord(_Record):
     median_seconds: float
     qps: float
     cores_used: float | None = Field(
-        default=None, description="median CPU seconds per wall second of the passes (this process; None over gRPC)")
+        default=None, description="median CPU seconds per wall second of the passes (in-process runs only)")
     speedup: float | None = None
 
 
@@ -107,6 +107,8 @@ class TuningRecord(_Record):
     index_rows: int
     build_seconds: float
     evaluations: list[dict[str, float]]
+    # Set only in results.json files written before `knnserve tune` existed (evaluate --write-default);
+    # kept so those files still validate.
     written_to: str | None = None
     note: str = ""
 

@@ -62,8 +62,8 @@ def _batch(run: RunOutput) -> BatchRecord | None:
     if run.batch is None:
         return None
     t = run.batch
-    # Over gRPC the search runs in the server's process: this process's CPU time says nothing of it.
-    cores = t.cores_used if run.transport != "grpc" else None
+    # Over gRPC or in a child process the work runs in another process: this process's CPU time says nothing of it.
+    cores = t.cores_used if run.transport == "in-process" else None
     return BatchRecord(queries=t.queries, passes=len(t.seconds), seconds=list(t.seconds),
                        median_seconds=t.median_seconds, qps=t.qps, cores_used=cores)
 

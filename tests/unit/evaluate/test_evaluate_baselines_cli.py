@@ -103,10 +103,10 @@ def test_outputs_are_ordinary_readable_files(pixel_npz: Path, tmp_path: Path) ->
         assert (out / name).stat().st_mode & 0o044 == 0o044  # group and others may read, as with any output
 
 
-def test_server_mode_sends_the_token_and_reports_auth_failures_as_knnserve_errors(fast_config: EvaluateConfig,
-                                                                                  tmp_path: Path) -> None:
-    from knnserve.errors import KnnServeError
+def test_server_mode_sends_the_token_and_reports_auth_failures_as_client_errors(fast_config: EvaluateConfig,
+                                                                                tmp_path: Path) -> None:
     from knnserve.service.config import ServeConfig
+    from knnserve_client import UnauthenticatedError
     from knnserve.service.server import KnnServer
 
     dataset = load_dataset(data_dir=fast_config.data_dir)
@@ -116,7 +116,7 @@ def test_server_mode_sends_the_token_and_reports_auth_failures_as_knnserve_error
     try:
         server.load_models()
         config = replace(fast_config, indexes=(), mode="batch", server=f"127.0.0.1:{port}", model="pixels")
-        with pytest.raises(KnnServeError, match="UNAUTHENTICATED"):
+        with pytest.raises(UnauthenticatedError, match="UNAUTHENTICATED"):  # the CLI: one line, exit status 3
             run_evaluate(config)
         results = run_evaluate(replace(config, server_token="s3cret"))
     finally:
