@@ -3,12 +3,18 @@ so a reader (or a crash) never sees half of it."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 def umask() -> int:
@@ -48,4 +54,24 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_file", "atomic_write_text", "umask"]
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 with RENAME_EXCHANGE).
+
+    Returns False, changing nothing, where the system or the file system cannot (then the caller
+    falls back to two renames, with a moment in which neither is in place).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(a), None, str(b))
+
+
+__all__ = ["atomic_file", "atomic_write_text", "exchange", "umask"]

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from knnserve import __version__
-from knnserve.atomic import umask
+from knnserve.atomic import exchange, umask
 from knnserve.errors import BundleError
 from knnserve.index import backend
 from knnserve_client.wire.query import KnnQuery
@@ -121,6 +124,48 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# A staging folder is named after the process writing it, so the next save into the same folder
+# can tell an abandoned one (its process is gone: killed mid-write) from one still being written.
+_STAGING = re.compile(r"\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-[^/]*")
+# Staging folders of older knnserve versions carry no pid: removed once this old.
+STALE_UNTAGGED_S = 24 * 3600
+
+log = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_staging(parent: Path, name: str) -> list[Path]:
+    """Remove the staging and retired folders of ``name`` left in ``parent`` by processes that are gone.
+
+    Returns what was removed. A folder whose process still runs (another save in progress) is kept.
+    """
+    removed: list[Path] = []
+    if not parent.is_dir():
+        return removed
+    for entry in parent.iterdir():
+        if not entry.is_dir() or not (entry.name.startswith(f".{name}.tmp-") or entry.name.startswith(f".{name}.old-")):
+            continue
+        match = _STAGING.fullmatch(entry.name)
+        if match is not None and match["name"] == name:
+            stale = not _alive(int(match["pid"]))
+        else:
+            stale = time.time() - entry.stat().st_mtime > STALE_UNTAGGED_S
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+            log.warning("removed %s: a staging folder left by an interrupted save", entry)
+    return removed
+
+
 def save_bundle(
     path: str | Path,
     manifest: Manifest,
@@ -133,7 +178,10 @@ def save_bundle(
     """Write a bundle atomically: everything goes to a temporary sibling folder, then one rename.
 
     Returns the manifest as written (with ``files`` filled in). An existing bundle at ``path`` is
-    replaced only with ``overwrite=True``; a reader never sees a half-written folder.
+    replaced only with ``overwrite=True``, in one atomic exchange where the system supports it, so
+    a reader finds the old or the new bundle at every moment, never a half-written folder or none.
+    Staging folders abandoned by an earlier save into the same folder (a killed ``train``) are
+    removed first.
     """
     target = Path(path)
     if target.exists() and not overwrite:
@@ -142,7 +190,8 @@ def save_bundle(
     if labels.shape != (index.ntotal,):
         raise BundleError(f"labels: expected shape ({index.ntotal},) to match the index, got {labels.shape}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_staging(target.parent, target.name)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         # mkdtemp makes the folder private (0700); a bundle should be as readable as any folder we create.
         staging.chmod(0o777 & ~umask())
@@ -161,10 +210,13 @@ def save_bundle(
                 os.fsync(handle.fileno())
         _fsync_dir(staging)
         if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, retired / "bundle")
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
+            if exchange(staging, target):
+                shutil.rmtree(staging, ignore_errors=True)  # now holds the old bundle
+            else:
+                retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
+                os.replace(target, retired / "bundle")
+                os.replace(staging, target)
+                shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, target)
         _fsync_dir(target.parent)
@@ -172,6 +224,19 @@ def save_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return written
+
+
+def validation_summary(error: ValidationError) -> str:
+    """pydantic's errors on one line: ``knn.k: expected an integer >= 1, got 0; ...``."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        field, colon, rest = message.partition(": ")
+        if colon and field.isidentifier():  # an InvalidInputError from inside a nested type names its own field
+            where, message = f"{where}.{field}" if where else field, rest
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
 
 
 def read_manifest(path: str | Path) -> Manifest:
@@ -194,7 +259,7 @@ def read_manifest(path: str | Path) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        raise BundleError(f"{manifest_path}: invalid manifest: {exc}") from exc
+        raise BundleError(f"{manifest_path}: invalid manifest: {validation_summary(exc)}") from exc
 
 
 def verify_files(folder: Path, manifest: Manifest) -> None:

@@ -12,17 +12,32 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from knnserve.bundle import DatasetInfo, IndexRecord, Manifest, load_bundle, save_bundle
+from knnserve.consistency import check_model
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
 from knnserve.index import backend, build_index, resolve_spec
 from knnserve.query import BASE_DEFAULTS, QueryBounds, resolve_query
 from knnserve.vote import neighbor_labels, vote
+from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH
 from knnserve_client.wire.query import KnnQuery
 
 INPUT_DTYPES = ("uint8", "float32")
 KNN_PREPROCESS_ARRAYS = "knn_preprocess"
 LINEAR_ARRAYS = "linear"
 PREDICT_CHUNK_ROWS = 4096
+# Inputs larger than this make float32 distances overflow to infinity (|x|^2 summed over the features,
+# and PCA or L2 norms of it), which would vote nothing (-1): refuse them where they enter. uint8
+# pixels never come close; 1e15 leaves room for 1e7 features.
+MAX_INPUT_MAGNITUDE = 1e15
+
+
+def check_magnitude(rows: np.ndarray, field: str) -> None:
+    """InvalidInputError unless every value is finite and within +-MAX_INPUT_MAGNITUDE (one pass)."""
+    if not (np.abs(rows) <= MAX_INPUT_MAGNITUDE).all():
+        raise InvalidInputError(
+            field, f"finite values of magnitude at most {MAX_INPUT_MAGNITUDE:g} (larger ones overflow float32 distances)",
+            "NaN, infinity or a larger value",
+        )
 
 
 @dataclass(frozen=True)
@@ -123,8 +138,7 @@ class KNNModel:
         flat = x.reshape(x.shape[0], -1)
         if input_dtype == "float32":
             flat = np.ascontiguousarray(flat, dtype=np.float32)
-            if not np.isfinite(flat).all():
-                raise InvalidInputError("x", "finite values", "NaN or infinity")
+            check_magnitude(flat, "x")
         preprocessor = None
         if preprocess is not None:
             preprocessor = fit_preprocessor(flat, preprocess)
@@ -170,9 +184,11 @@ class KNNModel:
                 from knnserve.linear import LinearClassifier
 
                 linear = LinearClassifier.from_arrays(bundle.arrays.get(LINEAR_ARRAYS, {}), manifest.linear)
+        except BundleError as exc:
+            raise BundleError(f"{path}: {exc}") from None
         except (KeyError, ValueError) as exc:
             raise BundleError(f"{path}: preprocessing or linear head arrays do not match the manifest ({exc})") from exc
-        return cls(
+        model = cls(
             index=bundle.index,
             labels=bundle.labels,
             class_names=manifest.class_names,
@@ -184,6 +200,11 @@ class KNNModel:
             preprocessor=preprocessor,
             linear=linear,
         )
+        try:
+            check_model(model)
+        except BundleError as exc:
+            raise BundleError(f"{path}: {exc}") from None
+        return model
 
     def save(
         self,
@@ -271,15 +292,19 @@ class KNNModel:
         return backend.nlist(self.index)
 
     @cached_property
-    def bounds(self) -> QueryBounds:
-        """What a query may ask of this model (k, nprobe, the knobs its index has, top_n)."""
-        return QueryBounds(self.ntotal, self.nlist, backend.is_hnsw(self.index), self.n_classes)
+    def is_hnsw(self) -> bool:
+        """True when the index takes ef_search."""
+        return backend.is_hnsw(self.index)
+
+    def bounds(self, max_ef_search: int = DEFAULT_MAX_EF_SEARCH) -> QueryBounds:
+        """What a query may ask of this model (k, nprobe, ef_search up to ``max_ef_search``, top_n)."""
+        return QueryBounds.of(self.ntotal, self.nlist, self.is_hnsw, self.n_classes, max_ef_search)
 
     # -- inference ----------------------------------------------------------------------------
 
-    def resolve(self, query: KnnQuery | None = None) -> KnnQuery:
-        """The query with this model's defaults filled in, checked against its index."""
-        return resolve_query(query or KnnQuery(), self.defaults, self.bounds)
+    def resolve(self, query: KnnQuery | None = None, *, max_ef_search: int = DEFAULT_MAX_EF_SEARCH) -> KnnQuery:
+        """The query with this model's defaults filled in, checked against its index (ef_search capped)."""
+        return resolve_query(query or KnnQuery(), self.defaults, self.bounds(max_ef_search))
 
     def prepare(self, x: np.ndarray, *, field: str = "x") -> np.ndarray:
         """Validate a batch (n, *input_shape) or (n, dim) and return it as float32 rows (n, dim).
@@ -298,8 +323,8 @@ class KNNModel:
                 expected += f" or (n, {self.dim})"
             raise InvalidInputError(f"{field}.shape", expected, str(tuple(x.shape)))
         rows = np.ascontiguousarray(x.reshape(x.shape[0], self.dim), dtype=np.float32)
-        if x.dtype.kind == "f" and not np.isfinite(rows).all():
-            raise InvalidInputError(field, "finite values", "NaN or infinity")
+        if x.dtype != np.uint8:
+            check_magnitude(rows, field)
         return rows
 
     def search(self, prepared: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:

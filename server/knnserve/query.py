@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from knnserve_client.wire.errors import InvalidInputError
+from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH
 from knnserve_client.wire.query import DEFAULT_TOP_N, KnnQuery
 
 # What a query falls back to when neither it nor the model's defaults set a field.
@@ -19,12 +20,24 @@ BASE_DEFAULTS = KnnQuery(k=5, weights="uniform", tie_break="nearest")
 
 @dataclass(frozen=True)
 class QueryBounds:
-    """What a model allows: indexed vectors, inverted lists (IVF) or None, whether it is HNSW, classes."""
+    """What a model allows: k <= ntotal, nprobe <= nlist (IVF; None otherwise), ef_search <= max_ef_search
+    (HNSW; None otherwise), top_n <= n_classes."""
 
     ntotal: int
     nlist: int | None
-    hnsw: bool
+    max_ef_search: int | None
     n_classes: int
+
+    @property
+    def hnsw(self) -> bool:
+        """True when the index takes ef_search."""
+        return self.max_ef_search is not None
+
+    @classmethod
+    def of(cls, ntotal: int, nlist: int | None, hnsw: bool, n_classes: int,
+           max_ef_search: int = DEFAULT_MAX_EF_SEARCH) -> QueryBounds:
+        """Bounds of an index with these facts, ef_search capped at ``max_ef_search`` (HNSW only)."""
+        return cls(ntotal, nlist, max_ef_search if hnsw else None, n_classes)
 
 
 def resolve_query(query: KnnQuery, defaults: KnnQuery, bounds: QueryBounds) -> KnnQuery:
@@ -45,10 +58,13 @@ def resolve_query(query: KnnQuery, defaults: KnnQuery, bounds: QueryBounds) -> K
     nprobe = merged.nprobe if bounds.nlist is not None else None
     if nprobe is not None and nprobe > (bounds.nlist or 0):
         raise InvalidInputError("nprobe", f"an integer between 1 and nlist={bounds.nlist}", nprobe)
+    ef_search = merged.ef_search if bounds.hnsw else None
+    if ef_search is not None and ef_search > (bounds.max_ef_search or 0):
+        raise InvalidInputError("ef_search", f"an integer between 1 and {bounds.max_ef_search} (the server's limit)", ef_search)
     top_n = min(DEFAULT_TOP_N, bounds.n_classes) if merged.top_n is None else merged.top_n
     if top_n > bounds.n_classes:
         raise InvalidInputError("top_n", f"an integer between 0 and {bounds.n_classes} (the number of classes)", top_n)
-    return merged.replace(nprobe=nprobe, ef_search=merged.ef_search if bounds.hnsw else None, top_n=top_n)
+    return merged.replace(nprobe=nprobe, ef_search=ef_search, top_n=top_n)
 
 
 __all__ = ["BASE_DEFAULTS", "QueryBounds", "resolve_query"]

@@ -49,7 +49,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Fixture:
 
 ServerFactory = Callable[..., tuple[KnnServer, str]]
 # start_server(max_rows_per_request=5): a ServerLimits field given on its own sets the server's limits.
-LIMIT_FIELDS = ("max_message_bytes", "max_rows_per_request", "max_neighbors_per_request")
+LIMIT_FIELDS = ("max_message_bytes", "max_rows_per_request", "max_neighbors_per_request", "max_ef_search")
 
 
 @pytest.fixture

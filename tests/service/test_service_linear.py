@@ -49,6 +49,8 @@ def test_both_heads_by_default_and_each_on_request(linear_server) -> None:
         np.testing.assert_array_equal(linear_only.predictions, expected_predictions[:5])
         with pytest.raises(InvalidArgumentError, match="heads: expected a subset of knn"):
             client.classify("knnonly", x[:2], heads=["linear"])
+        with pytest.raises(InvalidArgumentError, match="return_neighbors: expected false unless the k-NN head runs"):
+            client.classify("both", x[:2], heads=["linear"], return_neighbors=True)
 
 
 def test_classify_command_writes_the_linear_head(linear_server, tmp_path: Path) -> None:

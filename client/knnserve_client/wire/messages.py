@@ -234,6 +234,25 @@ class IndexInfo:
 
 
 @dataclass(frozen=True)
+class QueryLimits:
+    """The bounds of every search knob of one model (see the QueryLimits message); None: the index has no such knob."""
+
+    max_k: int
+    max_nprobe: int | None
+    max_ef_search: int | None
+
+    def to_proto(self) -> pb.QueryLimits:
+        """The QueryLimits message."""
+        return pb.QueryLimits(max_k=self.max_k, max_nprobe=self.max_nprobe, max_ef_search=self.max_ef_search)
+
+    @classmethod
+    def from_proto(cls, message: pb.QueryLimits) -> QueryLimits:
+        """Decode a QueryLimits message."""
+        return cls(max_k=message.max_k, max_nprobe=optional_field(message, "max_nprobe"),
+                   max_ef_search=optional_field(message, "max_ef_search"))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """A served model at one version (see the ModelInfo message for each field)."""
 
@@ -249,6 +268,7 @@ class ModelInfo:
     defaults: KnnQuery
     created_at: str
     dataset: str
+    limits: QueryLimits
 
     def to_proto(self) -> pb.ModelInfo:
         """The ModelInfo message."""
@@ -264,6 +284,7 @@ class ModelInfo:
             heads=[HEADS.to_wire(head) for head in self.heads],
             created_at=self.created_at,
             dataset=self.dataset,
+            limits=self.limits.to_proto(),
         )
         query_into(message.defaults, self.defaults)
         return message
@@ -284,6 +305,7 @@ class ModelInfo:
             defaults=query_from(message.defaults),
             created_at=message.created_at,
             dataset=message.dataset,
+            limits=QueryLimits.from_proto(message.limits),
         )
 
 
@@ -293,6 +315,7 @@ __all__ = [
     "IndexInfo",
     "ModelInfo",
     "Neighbors",
+    "QueryLimits",
     "SearchResult",
     "optional_field",
     "query_from",

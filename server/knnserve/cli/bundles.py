@@ -40,12 +40,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print a bundle's manifest after verifying its files."""
-    from knnserve.bundle import read_manifest, verify_files
+    """Print a bundle's manifest after loading it as the server would (checksums and consistency)."""
+    from knnserve.model import KNNModel
     from knnserve.outputs import manifest_summary
 
-    manifest = read_manifest(args.model)
-    verify_files(Path(args.model), manifest)
+    manifest = KNNModel.load(args.model).manifest
+    assert manifest is not None
     if args.json:
         print(manifest.model_dump_json(indent=2))
     else:
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="CSV to write: row,label,class_name,probability (with --method both: knn_* and linear_* columns)")
     parser.set_defaults(handler=run_predict)
 
-    info = sub.add_parser("info", help="print a bundle's manifest (after verifying its checksums)")
+    info = sub.add_parser("info", help="print a bundle's manifest (after loading it as the server does: checksums, consistency)")
     add_common_options(info)
     info.add_argument("--model", type=Path, required=True, help="bundle folder")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")

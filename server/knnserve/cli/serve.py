@@ -18,6 +18,7 @@ from knnserve.dataplane.config import BatchConfig
 from knnserve.index.backend import DEFAULT_BLAS_THRESHOLD
 from knnserve.service.config import DEFAULT_PORT
 from knnserve_client.wire.limits import (
+    DEFAULT_MAX_EF_SEARCH,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_NEIGHBORS_PER_REQUEST,
     DEFAULT_MAX_ROWS_PER_REQUEST,
@@ -39,10 +40,12 @@ def run_serve(args: argparse.Namespace) -> int:
         model_dir=args.model,
         host=args.host,
         port=args.port,
-        limits=ServerLimits(args.max_message_bytes, args.max_rows_per_request, args.max_neighbors_per_request),
+        limits=ServerLimits(args.max_message_bytes, args.max_rows_per_request, args.max_neighbors_per_request,
+                            args.max_ef_search),
         batching=BatchConfig(
             enabled=not args.no_batching,
             max_rows=args.batch_max_rows,
+            max_neighbors=args.batch_max_neighbors,
             max_wait_us=args.batch_max_wait_us,
             adaptive=not args.no_adaptive_wait,
             wait_fraction=args.batch_wait_fraction,
@@ -55,6 +58,7 @@ def run_serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         grace_s=args.grace,
+        drain_s=args.drain,
     )
     configure_logging(args.log_level, json_lines=args.log_format == "json")
     KnnServer(config).run()
@@ -86,9 +90,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"most rows one request may carry (default: {DEFAULT_MAX_ROWS_PER_REQUEST})")
     parser.add_argument("--max-neighbors-per-request", type=POSITIVE, default=DEFAULT_MAX_NEIGHBORS_PER_REQUEST,
                         help=f"most neighbors (rows x k) one request may ask for (default: {DEFAULT_MAX_NEIGHBORS_PER_REQUEST})")
+    parser.add_argument("--max-ef-search", type=POSITIVE, default=DEFAULT_MAX_EF_SEARCH,
+                        help=f"largest efSearch a request may ask of an HNSW index (default: {DEFAULT_MAX_EF_SEARCH})")
     parser.add_argument("--no-batching", action="store_true", help="search every request on its own (no dynamic batching)")
     parser.add_argument("--batch-max-rows", type=POSITIVE, default=BatchConfig.max_rows,
                         help=f"rows per merged search (default: {BatchConfig.max_rows})")
+    parser.add_argument("--batch-max-neighbors", type=POSITIVE, default=BatchConfig.max_neighbors,
+                        help="neighbor budget of a merged search, rows x the largest k; a request over it runs alone "
+                             f"on a lane of its own (default: {BatchConfig.max_neighbors})")
     parser.add_argument("--batch-max-wait-us", type=Ranged(int, 0), default=BatchConfig.max_wait_us,
                         help=f"longest wait for company, microseconds (default: {BatchConfig.max_wait_us})")
     parser.add_argument("--batch-wait-fraction", type=Ranged(float, 0.0, 10.0), default=BatchConfig.wait_fraction,
@@ -104,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_token_options(parser)
     parser.add_argument("--metrics-port", type=PORT, default=None, help="serve Prometheus /metrics on this port (default: off)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default: 127.0.0.1)")
+    parser.add_argument("--drain", type=SECONDS, default=2.0,
+                        help="after SIGTERM, seconds of health NOT_SERVING while calls are still accepted, so load "
+                             "balancers stop routing here first (default: 2)")
     parser.add_argument("--grace", type=SECONDS, default=10.0, help="seconds calls in flight get at shutdown (default: 10)")
     parser.add_argument("--log-format", choices=("json", "text"), default="json", help="log lines (default: json)")
     parser.set_defaults(handler=run_serve)

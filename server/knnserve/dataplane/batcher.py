@@ -8,6 +8,11 @@ and IVF indexes; HNSW's beam is max(efSearch, k), so the data plane puts that in
 
 A request whose deadline passed, or whose caller went away, while it waited is not searched.
 
+A merged batch stays within a neighbor budget (``BatchConfig.max_neighbors``: rows x largest k).
+A request over that budget on its own (say one row at k = 60,000) is never merged: it runs on a
+lane of its own (one thread, one FAISS thread), so the searches of everybody else's small requests
+go on beside it instead of waiting behind it or being inflated to its k.
+
 Adaptive mode (the default) sizes the wait for company by the search itself: at most
 ``wait_fraction`` (1/4) of the last search's duration, capped by ``max_wait_us``, so a slow
 exact search (tens of ms, nearly as cheap for 16 rows as for 4) waits long enough to collect
@@ -26,7 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +46,8 @@ BatchSearch = Callable[[np.ndarray, KnnQuery], tuple[np.ndarray, np.ndarray]]
 Found = tuple[np.ndarray, np.ndarray]
 
 log = logging.getLogger(__name__)
+# How long a request over the batch budget waits for a gap between the batches of small requests.
+LARGE_YIELD_S = 0.05
 
 
 class BatchObserver(Protocol):
@@ -110,12 +117,16 @@ class DynamicBatcher:
         name: str = "model",
         observer: BatchObserver | None = None,
         on_thread_start: Callable[[], None] | None = None,
+        on_large_thread_start: Callable[[], None] | None = None,
     ) -> None:
         self._search = search
         self._config = config
         self._name = name
         self._observer = observer
         self._on_thread_start = on_thread_start
+        # The lane of requests over the batch's neighbor budget: one at a time, beside the batches.
+        self._large = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batcher-{name}-large",
+                                         initializer=on_large_thread_start or (lambda: None))
         self._queue: collections.deque[_Pending] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -129,6 +140,8 @@ class DynamicBatcher:
     def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
         """Queue a search; the future completes when its batch has been searched."""
         item = _Pending(rows=rows, query=query, key=key, deadline=deadline)
+        if rows.shape[0] * (query.k or 0) > self._config.max_neighbors:
+            return self._submit_large(item)
         with self._cond:
             if self._closed:
                 inline = None
@@ -151,12 +164,36 @@ class DynamicBatcher:
                 self._cond.notify_all()
         return inline.future
 
+    def _submit_large(self, item: _Pending) -> Future[Found]:
+        """Run a request over the batch budget alone, on the large lane (or inline once closed)."""
+        if self._closed:
+            return DirectSearcher(self._search).submit(item.rows, item.query, key=item.key, deadline=item.deadline)
+        self._large.submit(self._run_large, item)
+        return item.future
+
+    def _run_large(self, item: _Pending) -> None:
+        """On the large lane: let the batches of small requests go first (for a while), then search ``item``.
+
+        While the batch lane is searching or has requests queued, wait for a gap, up to LARGE_YIELD_S,
+        so a stream of large requests cannot take the cores the small ones queue for; it still
+        makes progress when the small ones never leave a gap.
+        """
+        deadline = time.monotonic() + LARGE_YIELD_S
+        with self._cond:
+            while (self._busy or self._queue) and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        self._execute([item], lane="large")
+
     def close(self, timeout: float | None = None) -> None:
-        """Search what is queued, then stop the thread."""
+        """Search what is queued, then stop the threads."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         self._thread.join(timeout)
+        self._large.shutdown(wait=True)
 
     # -- the batching thread ------------------------------------------------------------------
 
@@ -200,14 +237,16 @@ class DynamicBatcher:
                     break
                 self._cond.wait(remaining)
             batch: list[_Pending] = []
-            rows = 0
+            rows = k = 0
             kept: collections.deque[_Pending] = collections.deque()
             for item in self._queue:
-                # The first request always goes, even when it alone exceeds max_rows.
-                fits = not batch or rows + item.rows.shape[0] <= config.max_rows
+                # The first request always goes, even when it alone exceeds max_rows; the merged
+                # search (rows x the largest k) stays within the neighbor budget.
+                more_rows, more_k = rows + item.rows.shape[0], max(k, item.query.k or 0)
+                fits = not batch or (more_rows <= config.max_rows and more_rows * more_k <= config.max_neighbors)
                 if item.key == first.key and fits:
                     batch.append(item)
-                    rows += item.rows.shape[0]
+                    rows, k = more_rows, more_k
                 else:
                     kept.append(item)
             self._queue = kept
@@ -215,7 +254,12 @@ class DynamicBatcher:
             self._busy = True
             return batch
 
-    def _execute(self, batch: list[_Pending]) -> None:
+    def _execute(self, batch: list[_Pending], *, lane: str = "batch") -> None:
+        """Search the live requests of ``batch`` as one call and hand each its rows and k.
+
+        Only the batch lane's searches set the adaptive wait's clock (``_last_search_s``,
+        ``_free_since``): a slow search on the large lane says nothing about how long the batches take.
+        """
         now = time.monotonic()
         live: list[_Pending] = []
         for item in batch:
@@ -241,8 +285,9 @@ class DynamicBatcher:
             for item in live:
                 item.future.set_exception(exc)
             return
-        self._free_since = time.monotonic()
-        self._last_search_s = self._free_since - started
+        if lane == "batch":
+            self._free_since = time.monotonic()
+            self._last_search_s = self._free_since - started
         start = 0
         for item in live:
             stop = start + item.rows.shape[0]

@@ -16,6 +16,8 @@ class BatchConfig:
     enabled : off = every request searches on its own gRPC worker thread.
     max_rows : a batch closes once it holds this many rows (one request larger than this is
         searched alone).
+    max_neighbors : the merged search's budget, rows x the largest k of the batch. A request over
+        it on its own runs alone on a lane of its own (one FAISS thread), beside the batches.
     max_wait_us : the longest the first request of a batch may wait for company, in microseconds.
     adaptive : wait only while there is concurrent load (the previous batch merged several
         requests), and at most ``wait_fraction`` of the last search's duration: waiting then
@@ -26,6 +28,7 @@ class BatchConfig:
 
     enabled: bool = True
     max_rows: int = 256
+    max_neighbors: int = 256 * 100
     max_wait_us: int = 10_000
     adaptive: bool = True
     wait_fraction: float = 0.25
@@ -33,6 +36,8 @@ class BatchConfig:
     def __post_init__(self) -> None:
         if self.max_rows < 1:
             raise InvalidInputError("max_rows", "an integer >= 1", self.max_rows)
+        if self.max_neighbors < 1:
+            raise InvalidInputError("max_neighbors", "an integer >= 1", self.max_neighbors)
         if self.max_wait_us < 0:
             raise InvalidInputError("max_wait_us", "an integer >= 0", self.max_wait_us)
         if not 0 <= self.wait_fraction <= 10:

@@ -23,7 +23,15 @@ from knnserve.model import KNNModel
 from knnserve.vote import neighbor_labels
 from knnserve_client.wire.errors import DeadlineExpiredError, InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.limits import ServerLimits
-from knnserve_client.wire.messages import ClassifyResult, HeadResult, IndexInfo, ModelInfo, Neighbors, SearchResult
+from knnserve_client.wire.messages import (
+    ClassifyResult,
+    HeadResult,
+    IndexInfo,
+    ModelInfo,
+    Neighbors,
+    QueryLimits,
+    SearchResult,
+)
 from knnserve_client.wire.query import KnnQuery
 
 Found = tuple[np.ndarray, np.ndarray]
@@ -59,11 +67,12 @@ def wait(future: Future[Found], deadline: float | None) -> Found:
         raise DeadlineExpiredError("the deadline passed while waiting for the search") from None
 
 
-def model_info(served: ServedModel, versions: Sequence[int]) -> ModelInfo:
-    """Describe one served version (``versions``: every loaded version of the model)."""
+def model_info(served: ServedModel, versions: Sequence[int], limits: ServerLimits) -> ModelInfo:
+    """Describe one served version (``versions``: every loaded version of the model) under the server's limits."""
     model = served.model
     record = model.index_info
     manifest = model.manifest
+    bounds = model.bounds(limits.max_ef_search)
     return ModelInfo(
         name=served.name,
         version=served.version,
@@ -78,6 +87,7 @@ def model_info(served: ServedModel, versions: Sequence[int]) -> ModelInfo:
         defaults=model.defaults,
         created_at=manifest.created_at.isoformat() if manifest is not None else "",
         dataset=manifest.dataset.name if manifest is not None and manifest.dataset is not None else "",
+        limits=QueryLimits(max_k=bounds.ntotal, max_nprobe=bounds.nlist, max_ef_search=bounds.max_ef_search),
     )
 
 
@@ -155,12 +165,12 @@ class DataPlane:
         """One model at one version (default: the newest)."""
         served = self.registry.get(name, version, field=field)
         versions = self.registry.snapshot().get(served.name, {served.version: served})
-        return model_info(served, list(versions))
+        return model_info(served, list(versions), self.limits)
 
     def describe_all(self) -> list[ModelInfo]:
         """Every served model at its newest version, sorted by name."""
         table = self.registry.snapshot()
-        return [model_info(versions[max(versions)], list(versions)) for _, versions in sorted(table.items())]
+        return [model_info(versions[max(versions)], list(versions), self.limits) for _, versions in sorted(table.items())]
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -174,7 +184,7 @@ class DataPlane:
                 f"{field}: {rows} rows exceed the limit of {self.limits.max_rows_per_request} rows per request; split the input"
             )
         prepared = served.model.prepare(inputs, field=field)
-        return served, prepared, served.model.resolve(query)
+        return served, prepared, served.model.resolve(query, max_ef_search=self.limits.max_ef_search)
 
     def _check_neighbors(self, rows: int, k: int, field: str) -> None:
         budget = self.limits.max_neighbors_per_request

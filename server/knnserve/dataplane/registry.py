@@ -26,6 +26,17 @@ from knnserve_client.wire.errors import ModelNotFoundError, ModelsNotLoadedError
 log = logging.getLogger(__name__)
 
 SINGLE_BUNDLE_VERSION = 1
+# A name from a request is echoed in errors and logs only this long: a 1 MB name must not make a
+# 1 MB error (which would itself exceed the metadata limit) or a 1 MB log line.
+MAX_ECHOED_NAME = 64
+MAX_NAMES_LISTED = 20
+
+
+def echo(name: str) -> str:
+    """A caller-supplied name as errors show it: quoted, at most MAX_ECHOED_NAME characters."""
+    if len(name) <= MAX_ECHOED_NAME:
+        return repr(name)
+    return f"{name[:MAX_ECHOED_NAME]!r}... ({len(name)} characters)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,12 +58,14 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class ReloadReport:
-    """What one load or reload did: versions loaded, unloaded, kept, and those that failed."""
+    """What one load or reload did: versions loaded, unloaded, kept, those that failed, and broken
+    versions skipped because their files did not change since they failed."""
 
     loaded: tuple[tuple[str, int], ...] = ()
     unloaded: tuple[tuple[str, int], ...] = ()
     kept: tuple[tuple[str, int], ...] = ()
     failed: tuple[tuple[str, int, str], ...] = ()
+    skipped: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,22 @@ class _Found:
 def _fingerprint(folder: Path) -> str:
     # The manifest lists every file's sha256, so a changed bundle always has a changed manifest.
     return hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+
+
+def stat_fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every file in a bundle folder: what a broken version is remembered by.
+
+    Checking a broken bundle again would read (and hash) every byte of it on every SIGHUP; its
+    files' sizes and mtimes tell, without reading them, that nothing changed since it failed.
+    """
+    entries = []
+    for path in sorted(folder.iterdir()):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        entries.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
 
 
 def scan_models_dir(root: Path) -> list[_Found]:
@@ -95,14 +124,19 @@ SearcherFactory = Callable[[str, KNNModel], Searcher]
 
 
 def searcher_factory(
-    config: BatchConfig, *, observer: BatchObserver | None = None, on_thread_start: Callable[[], None] | None = None
+    config: BatchConfig,
+    *,
+    observer: BatchObserver | None = None,
+    on_thread_start: Callable[[], None] | None = None,
+    on_large_thread_start: Callable[[], None] | None = None,
 ) -> SearcherFactory:
     """Make a DynamicBatcher (batching on) or DirectSearcher (off) for each loaded model version."""
 
     def make(label: str, model: KNNModel) -> Searcher:
         if not config.enabled:
             return DirectSearcher(model.search)
-        return DynamicBatcher(model.search, config, name=label, observer=observer, on_thread_start=on_thread_start)
+        return DynamicBatcher(model.search, config, name=label, observer=observer, on_thread_start=on_thread_start,
+                              on_large_thread_start=on_large_thread_start)
 
     return make
 
@@ -122,6 +156,7 @@ class ModelRegistry:
         self._table: dict[str, dict[int, ServedModel]] = {}
         self._loaded = False
         self._reload_lock = threading.Lock()
+        self._broken: dict[Path, tuple[tuple[str, int, int], ...]] = {}  # failed versions, by their files' stat
 
     # -- reading (every call) -----------------------------------------------------------------
 
@@ -139,13 +174,13 @@ class ModelRegistry:
         table = self._table  # one read: the table is replaced whole, never mutated
         versions = table.get(name)
         if not versions:
-            served = ", ".join(sorted(table)) or "none"
-            raise ModelNotFoundError(f"model {name!r} is not served (served models: {served})")
+            served = ", ".join(sorted(table)[:MAX_NAMES_LISTED]) or "none"
+            raise ModelNotFoundError(f"model {echo(name)} is not served (served models: {served})")
         if version is None:
             return versions[max(versions)]
         if version not in versions:
             loaded = ", ".join(str(v) for v in sorted(versions))
-            raise ModelNotFoundError(f"model {name!r} has no version {version} (loaded versions: {loaded})")
+            raise ModelNotFoundError(f"model {echo(name)} has no version {version} (loaded versions: {loaded})")
         return versions[version]
 
     def snapshot(self) -> dict[str, dict[int, ServedModel]]:
@@ -170,22 +205,30 @@ class ModelRegistry:
             old = self._table
             found = self._scan()
             new: dict[str, dict[int, ServedModel]] = {}
-            loaded, kept, failed = [], [], []
+            loaded, kept, failed, skipped = [], [], [], []
             for entry in found:
                 current = old.get(entry.name, {}).get(entry.version)
                 if current is not None and current.fingerprint == entry.fingerprint:
                     new.setdefault(entry.name, {})[entry.version] = current
                     kept.append((entry.name, entry.version))
                     continue
+                files = stat_fingerprint(entry.path)
+                if self._broken.get(entry.path) == files:
+                    skipped.append((entry.name, entry.version))  # failed before, unchanged since: not read again
+                    if current is not None:
+                        new.setdefault(entry.name, {})[entry.version] = current
+                    continue
                 try:
                     model = self.loader(entry.path)
                 except (BundleError, InvalidInputError, OSError) as exc:
                     log.error("could not load %s version %d from %s: %s", entry.name, entry.version, entry.path, exc)
+                    self._broken[entry.path] = files
                     failed.append((entry.name, entry.version, str(exc)))
                     if current is not None:
                         new.setdefault(entry.name, {})[entry.version] = current  # keep serving the old one
                         kept.append((entry.name, entry.version))
                     continue
+                self._broken.pop(entry.path, None)
                 label = f"{entry.name}:{entry.version}"
                 served = ServedModel(entry.name, entry.version, entry.path, model, self.make_searcher(label, model), entry.fingerprint)
                 new.setdefault(entry.name, {})[entry.version] = served
@@ -210,7 +253,7 @@ class ModelRegistry:
             )
             for name, version in unloaded:
                 log.info("unloaded %s version %d", name, version)
-            return ReloadReport(tuple(loaded), unloaded, tuple(kept), tuple(failed))
+            return ReloadReport(tuple(loaded), unloaded, tuple(kept), tuple(failed), tuple(skipped))
 
     def close(self) -> None:
         """Stop every batcher (after draining it)."""

@@ -90,6 +90,12 @@ def metric_type(metric: str) -> int:
         raise InvalidInputError("metric", f"one of {', '.join(_METRICS)}", repr(metric)) from None
 
 
+def metric_name(index: Index) -> str:
+    """The metric an index searches with: ``l2``, ``l1``, or FAISS's number for any other."""
+    names = {number: name for name, number in _METRICS.items()}
+    return names.get(index.metric_type, f"faiss metric {index.metric_type}")
+
+
 def _ivf(index: Index) -> faiss.IndexIVF | None:
     try:
         return faiss.downcast_index(faiss.extract_index_ivf(index))
@@ -227,6 +233,7 @@ __all__ = [
     "fit_pca",
     "flat_index",
     "is_hnsw",
+    "metric_name",
     "metric_type",
     "new_index",
     "nlist",

@@ -72,6 +72,9 @@ class ServeConfig:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     grace_s: float = 10.0
+    # After SIGTERM: health NOT_SERVING while calls are still accepted, so load balancers and
+    # Kubernetes endpoints stop routing here before the listener closes.
+    drain_s: float = 2.0
 
     def __post_init__(self) -> None:
         if (self.models_dir is None) == (self.model_dir is None):
@@ -84,6 +87,8 @@ class ServeConfig:
             raise InvalidInputError("token", "a non-empty string", "an empty one")
         if self.grace_s < 0:
             raise InvalidInputError("grace", "a number of seconds >= 0", self.grace_s)
+        if self.drain_s < 0:
+            raise InvalidInputError("drain", "a number of seconds >= 0", self.drain_s)
 
 
 def read_token(*, token_file: str | Path | None = None, env_var: str | None = None) -> str | None:

@@ -1,75 +1,95 @@
-"""Server interceptors: bearer-token auth, and the wrapper every RPC runs in (request id, logs,
-metrics, and where exceptions become status codes via knnserve_client.wire.status.status_for)."""
+"""Server interceptors around every RPC.
+
+Order (outermost first): ``ObservabilityInterceptor`` (request id, logs, metrics, and where an
+exception becomes a status code via ``knnserve_client.wire.status``), ``AuthInterceptor``
+(``auth.py``; a caller without the token never gets its body decoded), ``DecodeInterceptor``
+(a body over the size limit or one protobuf cannot decode becomes RESOURCE_EXHAUSTED or
+INVALID_ARGUMENT with a request id, instead of gRPC's own INTERNAL without one).
+
+A call the client cancelled, or whose deadline passed, is counted and logged as CANCELLED or
+DEADLINE_EXCEEDED at INFO level, without a traceback: it is the caller's choice, not a failure.
+"""
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
+from knnserve.service.handlers import kind_of, metadata_values, rebuild
 from knnserve.service.logs import request_id_var
 from knnserve.service.metrics import ServiceMetrics
-from knnserve_client.wire.errors import TokenRejectedError
+from knnserve_client.wire.errors import InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.status import REQUEST_ID_KEY, status_for
 
 log = logging.getLogger("knnserve.service.rpc")
 MAX_REQUEST_ID_CHARS = 128
-OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
-_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
-def _kind(handler: grpc.RpcMethodHandler) -> str:
-    for kind in _KINDS:
-        if getattr(handler, kind) is not None:
-            return kind
-    raise ValueError("handler has no behaviour")
+@dataclass(frozen=True)
+class _BadBody:
+    """What the guarded deserializer returns instead of raising: the error to raise inside the RPC."""
+
+    error: Exception
 
 
-def _rebuild(handler: grpc.RpcMethodHandler, behavior: Callable[..., Any]) -> grpc.RpcMethodHandler:
-    """A handler of the same kind and (de)serializers as ``handler`` with another behaviour."""
-    factory = getattr(grpc, f"{_kind(handler)}_rpc_method_handler")
-    return factory(
-        behavior, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-    )
+class DecodeInterceptor(grpc.ServerInterceptor):
+    """Decodes request bodies itself, so an oversized or undecodable body is an ordinary error of the call.
 
+    ``max_message_bytes`` is the limit the server announces; gRPC's own receive limit is set higher
+    (see ``server.py``) so that bodies up to that are refused here, with the call's request id.
+    """
 
-def _metadata(details: grpc.HandlerCallDetails | grpc.ServicerContext, key: str) -> str | None:
-    pairs = details.invocation_metadata if isinstance(details, grpc.HandlerCallDetails) else details.invocation_metadata()
-    for name, value in pairs or ():
-        if name == key:
-            return value if isinstance(value, str) else value.decode("latin-1")
-    return None
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Rejects calls without ``authorization: Bearer <token>`` (health stays open for probes)."""
-
-    def __init__(self, token: str, *, open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
-        self._expected = f"Bearer {token}".encode()
-        self._open = open_prefixes
+    def __init__(self, max_message_bytes: int) -> None:
+        self._limit = max_message_bytes
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(self._open):
+        if handler is None or handler.request_deserializer is None:
             return handler
-        sent = _metadata(handler_call_details, "authorization")
-        # compare_digest: the time taken must not reveal how much of the token matched.
-        if sent is not None and hmac.compare_digest(sent.encode("utf-8", "replace"), self._expected):
-            return handler
-        reason = "missing bearer token (metadata authorization: Bearer <token>)" if sent is None else "wrong bearer token"
+        decode = handler.request_deserializer
+        kind = kind_of(handler)
+        behavior = getattr(handler, kind)
+        limit = self._limit
 
-        def reject(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-            raise TokenRejectedError(reason)
+        def guarded(data: bytes) -> Any:
+            if len(data) > limit:
+                return _BadBody(RequestTooLargeError(
+                    f"request: {len(data)} bytes exceed the limit of {limit} bytes per message (ServerLimits.max_message_bytes)"))
+            try:
+                return decode(data)
+            except Exception as exc:  # protobuf raises DecodeError (and others) for bytes it cannot parse
+                return _BadBody(InvalidInputError("request", "a serialized protobuf message of the method's type",
+                                                  f"{len(data)} bytes that do not decode ({type(exc).__name__})"))
 
-        return _rebuild(handler, reject)
+        if kind.startswith("unary_"):
+
+            def unary_request(request: Any, context: grpc.ServicerContext) -> Any:
+                if isinstance(request, _BadBody):
+                    raise request.error
+                return behavior(request, context)
+
+            return rebuild(handler, unary_request, deserializer=guarded)
+
+        def checked(requests: Iterator[Any]) -> Iterator[Any]:
+            for request in requests:
+                if isinstance(request, _BadBody):
+                    raise request.error
+                yield request
+
+        def stream_request(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            return behavior(checked(requests), context)
+
+        return rebuild(handler, stream_request, deserializer=guarded)
 
 
 class _Call:
@@ -81,9 +101,9 @@ class _Call:
         self.metrics = metrics
         self.started = time.perf_counter()
         self.finished = False
-        sent = _metadata(context, REQUEST_ID_KEY)
-        valid = sent is not None and 0 < len(sent) <= MAX_REQUEST_ID_CHARS and sent.isprintable()
-        self.request_id = sent if valid else uuid.uuid4().hex
+        sent = metadata_values(context, REQUEST_ID_KEY)
+        valid = len(sent) == 1 and 0 < len(sent[0]) <= MAX_REQUEST_ID_CHARS and sent[0].isprintable()
+        self.request_id = sent[0] if valid else uuid.uuid4().hex
         self.token = request_id_var.set(self.request_id)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
 
@@ -95,10 +115,25 @@ class _Call:
         request_id_var.reset(self.token)
         return seconds
 
+    def _fields(self, code: grpc.StatusCode, seconds: float) -> dict[str, Any]:
+        return {"method": self.method, "code": code.name, "duration_ms": round(seconds * 1e3, 3), "request_id": self.request_id}
+
     def ok(self) -> None:
+        """The behaviour returned; counted OK unless the caller had gone by then (its answer is dropped)."""
+        gone = self._caller_gone()
+        if gone is not None:
+            seconds = self._end(gone)
+            log.info("rpc ended by the caller: %s", gone.name, extra=self._fields(gone, seconds))
+            return
         seconds = self._end(grpc.StatusCode.OK)
-        log.debug("rpc ok", extra={"method": self.method, "code": "OK", "duration_ms": round(seconds * 1e3, 3),
-                                   "request_id": self.request_id})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("rpc ok", extra=self._fields(grpc.StatusCode.OK, seconds))
+
+    def _caller_gone(self) -> grpc.StatusCode | None:
+        """CANCELLED or DEADLINE_EXCEEDED when the client went away or its deadline passed, else None."""
+        if self.context.is_active():
+            return None
+        return grpc.StatusCode.DEADLINE_EXCEEDED if self.context.time_remaining() <= 0 else grpc.StatusCode.CANCELLED
 
     def fail(self, error: Exception) -> None:
         """Record the failure and end the RPC with the mapped status; always raises."""
@@ -106,19 +141,24 @@ class _Call:
         if already is not None and already != grpc.StatusCode.OK:
             self._end(already)  # the behaviour aborted with its own status: keep it
             raise error
+        gone = self._caller_gone()
+        if gone is not None or isinstance(error, CancelledError):
+            code = gone or grpc.StatusCode.CANCELLED
+            seconds = self._end(code)
+            log.info("rpc ended by the caller: %s", code.name, extra=self._fields(code, seconds))
+            self.context.abort(code, "the call was cancelled" if code == grpc.StatusCode.CANCELLED else "the deadline passed")
         mapped = status_for(error)
         seconds = self._end(mapped.code)
-        fields = {"method": self.method, "code": mapped.code.name, "duration_ms": round(seconds * 1e3, 3),
-                  "request_id": self.request_id}
         if mapped.log_traceback:
-            log.error("rpc failed: %s", error, exc_info=error, extra=fields)
+            log.error("rpc failed: %s", error, exc_info=error, extra=self._fields(mapped.code, seconds))
         else:
-            log.info("rpc rejected: %s", mapped.message, extra=fields)
+            log.info("rpc rejected: %s", mapped.message, extra=self._fields(mapped.code, seconds))
         self.context.abort(mapped.code, mapped.message)
 
-    def cancelled(self) -> None:
+    def closed_early(self) -> None:
+        """A stream the client stopped reading or cancelled before the end."""
         if not self.finished:
-            self._end(grpc.StatusCode.CANCELLED)
+            self._end(self._caller_gone() or grpc.StatusCode.CANCELLED)
 
 
 class ObservabilityInterceptor(grpc.ServerInterceptor):
@@ -135,7 +175,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method.lstrip("/")
-        kind = _kind(handler)
+        kind = kind_of(handler)
         behavior = getattr(handler, kind)
         metrics = self._metrics
         if kind.endswith("_unary"):
@@ -149,7 +189,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 call.ok()
                 return response
 
-            return _rebuild(handler, unary)
+            return rebuild(handler, unary)
 
         def streaming(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             call = _Call(method, context, metrics)
@@ -163,9 +203,9 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 if completed:
                     call.ok()
                 else:
-                    call.cancelled()  # no-op after fail(); else the client closed the stream early
+                    call.closed_early()  # no-op after fail(); else the client closed the stream early
 
-        return _rebuild(handler, streaming)
+        return rebuild(handler, streaming)
 
 
-__all__ = ["AuthInterceptor", "ObservabilityInterceptor", "REQUEST_ID_KEY"]
+__all__ = ["DecodeInterceptor", "ObservabilityInterceptor"]

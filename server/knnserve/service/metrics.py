@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import threading
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+METRICS_PATH = "/metrics"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
@@ -62,8 +67,14 @@ class ServiceMetrics:
         self.queue_wait.labels(model=model).observe(seconds)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Start the /metrics HTTP endpoint in a daemon thread; returns the bound port (port 0 picks one)."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+        """Serve ``/metrics`` (and nothing else: other paths are 404) over HTTP in a daemon thread.
+
+        Returns the bound port (port 0 picks one).
+        """
+        server = make_server(host, port, only_metrics(make_wsgi_app(self.registry)), ThreadingWSGIServer,
+                             handler_class=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+        thread.start()
         self._http, self._http_thread = server, thread
         return int(server.server_port)
 
@@ -75,4 +86,23 @@ class ServiceMetrics:
             self._http = None
 
 
-__all__ = ["ServiceMetrics"]
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr (the server logs JSON lines there)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        return
+
+
+def only_metrics(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app that answers ``/metrics`` with ``app`` and 404 on every other path."""
+
+    def routed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "") == METRICS_PATH:
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [f"not found; metrics are at {METRICS_PATH}\n".encode()]
+
+    return routed
+
+
+__all__ = ["METRICS_PATH", "ServiceMetrics", "only_metrics"]

@@ -5,13 +5,17 @@ Lifecycle (``knnserve serve`` runs :meth:`KnnServer.run`)::
     start()        bind the port; health NOT_SERVING; calls get UNAVAILABLE until models load
     load_models()  load every bundle; health SERVING (overall and "model/<name>" per model)
     SIGHUP         reload(): new or changed versions swapped in, calls in flight unaffected
-    SIGTERM/INT    stop(): health NOT_SERVING, no new calls, calls in flight get grace_s to finish
+    SIGTERM/INT    stop(): health NOT_SERVING while the listener still accepts calls for drain_s
+                   (load balancers see it and stop sending), then no new calls, and calls in
+                   flight get grace_s to finish
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +23,17 @@ from pathlib import Path
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2 as reflection_v1alpha
 
 from knnserve.dataplane import DataPlane, ModelRegistry, ReloadReport, searcher_factory
 from knnserve.index import set_blas_threshold, set_num_threads
 from knnserve.model import KNNModel
+from knnserve.service.auth import AuthInterceptor
 from knnserve.service.config import ServeConfig
-from knnserve.service.interceptors import AuthInterceptor, ObservabilityInterceptor
+from knnserve.service.health import GuardedHealthServicer, model_health_name
+from knnserve.service.interceptors import DecodeInterceptor, ObservabilityInterceptor
 from knnserve.service.metrics import ServiceMetrics
 from knnserve.service.servicer import KnnServeServicer
 from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
@@ -34,17 +41,48 @@ from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = knnserve_pb2.DESCRIPTOR.services_by_name["KnnServe"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+# Tools as new as grpcurl 1.9 ask for grpc.reflection.v1 first; grpcio-reflection serves only
+# v1alpha. The two protocols' messages have the same fields and numbers, so the v1alpha servicer
+# answers v1 requests byte for byte (see add_reflection_v1).
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+# gRPC's own receive limit, above the announced one: bodies in between are refused by
+# DecodeInterceptor with RESOURCE_EXHAUSTED and the call's request id; only larger ones meet gRPC's
+# own check (RESOURCE_EXHAUSTED without one), which keeps a client from making the server buffer
+# arbitrarily large messages.
+RECEIVE_LIMIT_FACTOR = 4
 
 
-def model_health_name(name: str) -> str:
-    """The grpc.health.v1 service name that reports one model's readiness."""
-    return f"model/{name}"
+def add_reflection(server: grpc.Server, names: tuple[str, ...]) -> None:
+    """Server reflection under both grpc.reflection.v1alpha (grpcio-reflection) and grpc.reflection.v1."""
+    servicer = reflection.ReflectionServicer((*names, reflection.SERVICE_NAME, REFLECTION_V1))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_v1alpha.ServerReflectionRequest.FromString,
+        response_serializer=reflection_v1alpha.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1}),))
+
+
+# The large lane's thread runs at the lowest CPU priority: a request over the batch budget gets
+# the CPU the batches of everybody else's small requests leave, never theirs.
+LARGE_LANE_NICE = 19
+
+
+def large_lane_thread() -> None:
+    """Set up the thread of the lane for requests over the batch budget: one FAISS thread, lowest priority."""
+    set_num_threads(1)
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LARGE_LANE_NICE)  # Linux: per thread
+    except (AttributeError, OSError) as exc:
+        log.warning("could not lower the large-request lane's priority: %s", exc)
 
 
 class KnnServer:
-    """One knnserve gRPC server: owns the registry, the grpc.Server, health and metrics."""
+    """One knnserve gRPC server: owns the registry, the data plane, the grpc.Server, health and metrics."""
 
     def __init__(
         self,
@@ -61,18 +99,20 @@ class KnnServer:
             models_dir=config.models_dir,
             model_dir=config.model_dir,
             make_searcher=searcher_factory(
-                config.batching, observer=self.metrics, on_thread_start=lambda: set_num_threads(threads)
+                config.batching, observer=self.metrics, on_thread_start=lambda: set_num_threads(threads),
+                on_large_thread_start=large_lane_thread,
             ),
             loader=loader,
         )
         self.plane = DataPlane(self.registry, config.limits)
-        self.health = health.HealthServicer()
+        self.health = GuardedHealthServicer(config.token)
         self.port: int | None = None
         self.metrics_port: int | None = None
         self._server: grpc.Server | None = None
         self._model_names: set[str] = set()
         self._stop_requested = False
         self._reload_requested = False
+        self._draining = threading.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -86,14 +126,16 @@ class KnnServer:
         executor = ThreadPoolExecutor(
             max_workers=self.grpc_workers, thread_name_prefix="grpc-worker", initializer=set_num_threads, initargs=(threads,)
         )
+        limit = config.limits.max_message_bytes
         interceptors: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(self.metrics)]
         if config.token is not None:
             interceptors.append(AuthInterceptor(config.token))
+        interceptors.append(DecodeInterceptor(limit))
         server = grpc.server(
             executor,
             interceptors=interceptors,
             options=[
-                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
+                ("grpc.max_receive_message_length", RECEIVE_LIMIT_FACTOR * limit),
                 ("grpc.max_send_message_length", -1),  # responses are bounded by max_neighbors_per_request
                 ("grpc.so_reuseport", 0),  # never share a port with another server by accident
             ],
@@ -103,8 +145,7 @@ class KnnServer:
         for name in ("", SERVICE_NAME):
             self.health.set(name, NOT_SERVING)
         if config.reflection:
-            names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
-            reflection.enable_server_reflection(names, server)
+            add_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME))
         address = f"{config.host}:{config.port}"
         if config.tls is not None:
             credentials = grpc.ssl_server_credentials([(config.tls.key.read_bytes(), config.tls.cert.read_bytes())])
@@ -136,11 +177,14 @@ class KnnServer:
         log.info(
             "models loaded",
             extra={"loaded": [f"{n}:{v}" for n, v in report.loaded], "unloaded": [f"{n}:{v}" for n, v in report.unloaded],
-                   "kept": len(report.kept), "failed": [f"{n}:{v}" for n, v, _ in report.failed]},
+                   "kept": len(report.kept), "failed": [f"{n}:{v}" for n, v, _ in report.failed],
+                   "skipped_unchanged": [f"{n}:{v}" for n, v in report.skipped]},
         )
         return report
 
     def _update_health(self) -> None:
+        if self._draining.is_set():
+            return  # NOT_SERVING until the process exits
         table = self.registry.snapshot()
         for name in table:
             self.health.set(model_health_name(name), SERVING)
@@ -152,9 +196,19 @@ class KnnServer:
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 
+    def drain(self, seconds: float | None = None) -> None:
+        """Health NOT_SERVING everywhere while calls are still accepted, for ``seconds`` (default: drain_s)."""
+        self._draining.set()
+        self.health.enter_graceful_shutdown()
+        wait = self.config.drain_s if seconds is None else seconds
+        if wait > 0:
+            log.info("draining: health NOT_SERVING, still accepting calls", extra={"seconds": wait})
+            time.sleep(wait)
+
     def stop(self, grace: float | None = None) -> None:
         """Graceful stop: health NOT_SERVING, refuse new calls, let calls in flight finish within ``grace``."""
         grace = self.config.grace_s if grace is None else grace
+        self._draining.set()
         self.health.enter_graceful_shutdown()
         if self._server is not None:
             self._server.stop(grace).wait()
@@ -181,11 +235,13 @@ class KnnServer:
             self.request_stop()
 
     def run(self, *, on_ready: Callable[[KnnServer], None] | None = None, poll_s: float = 0.1) -> None:
-        """start(), load_models(), then serve until SIGTERM/SIGINT (SIGHUP reloads); then stop()."""
+        """start(), load_models(), then serve until SIGTERM/SIGINT (SIGHUP reloads); then drain() and stop()."""
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
+        started = False
         try:
             self.start()
+            started = True
             self.load_models()
             if on_ready is not None:
                 on_ready(self)
@@ -197,10 +253,12 @@ class KnnServer:
                         self.reload()
                     except Exception:  # a failed reload must not take the server down
                         log.exception("reload failed; the models already loaded keep serving")
+            self.drain()
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-            self.stop()
+            if started:
+                self.stop()
 
 
-__all__ = ["KnnServer", "NOT_SERVING", "SERVICE_NAME", "SERVING", "model_health_name"]
+__all__ = ["HEALTH_SERVICE_NAME", "NOT_SERVING", "SERVICE_NAME", "SERVING", "KnnServer", "add_reflection", "model_health_name"]

@@ -21,6 +21,7 @@ MIRRORS = {
     messages.SearchResult: pb.SearchResponse,
     messages.IndexInfo: pb.IndexInfo,
     messages.ModelInfo: pb.ModelInfo,
+    messages.QueryLimits: pb.QueryLimits,
     ServerLimits: pb.ServerLimits,
     KnnQuery: pb.EffectiveParams,
 }
@@ -78,7 +79,8 @@ def test_model_info_round_trip() -> None:
         class_names=("a", "b"), index=messages.IndexInfo("hnsw", "HNSW32", "l2", "hnsw", 60000, 784, None),
         heads=("knn", "linear"), defaults=KnnQuery(k=5, weights="uniform", tie_break="nearest", ef_search=64),
         created_at="2026-12-01T00:00:00+00:00", dataset="fashion-mnist",
+        limits=messages.QueryLimits(max_k=60000, max_nprobe=None, max_ef_search=4096),
     )
     assert messages.ModelInfo.from_proto(info.to_proto()) == info
-    limits = ServerLimits(4096, 10, 1000)
+    limits = ServerLimits(4096, 10, 1000, 512)
     assert ServerLimits.from_proto(limits.to_proto()) == limits

@@ -12,9 +12,9 @@ from knnserve.vote import WEIGHTS as CORE_WEIGHTS
 from knnserve_client.wire import enums
 from knnserve_client.wire.query import HEADS, TIE_BREAKS, WEIGHTS, KnnQuery
 
-IVF = QueryBounds(ntotal=100, nlist=8, hnsw=False, n_classes=10)
-HNSW = QueryBounds(ntotal=100, nlist=None, hnsw=True, n_classes=3)
-FLAT = QueryBounds(ntotal=100, nlist=None, hnsw=False, n_classes=10)
+IVF = QueryBounds.of(ntotal=100, nlist=8, hnsw=False, n_classes=10)
+HNSW = QueryBounds.of(ntotal=100, nlist=None, hnsw=True, n_classes=3, max_ef_search=500)
+FLAT = QueryBounds.of(ntotal=100, nlist=None, hnsw=False, n_classes=10)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,8 @@ def test_resolve_fills_defaults_and_checks_against_the_index() -> None:
         (KnnQuery(nprobe=2), FLAT, "nprobe", "no inverted lists"),
         (KnnQuery(ef_search=16), IVF, "ef_search", "not HNSW"),
         (KnnQuery(top_n=4), HNSW, "top_n", "between 0 and 3"),
+        (KnnQuery(ef_search=501), HNSW, "ef_search", "between 1 and 500 \\(the server's limit\\)"),
+        (KnnQuery(ef_search=2**31), HNSW, "ef_search", "between 1 and 500"),
     ],
 )
 def test_resolve_names_the_field_and_the_range(query: KnnQuery, bounds: QueryBounds, field: str, message: str) -> None:

@@ -172,14 +172,26 @@ class GetModelResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_message_bytes", "max_rows_per_request", "max_neighbors_per_request")
+    __slots__ = ("max_message_bytes", "max_rows_per_request", "max_neighbors_per_request", "max_ef_search")
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_ROWS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     MAX_NEIGHBORS_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     max_message_bytes: int
     max_rows_per_request: int
     max_neighbors_per_request: int
-    def __init__(self, max_message_bytes: _Optional[int] = ..., max_rows_per_request: _Optional[int] = ..., max_neighbors_per_request: _Optional[int] = ...) -> None: ...
+    max_ef_search: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., max_rows_per_request: _Optional[int] = ..., max_neighbors_per_request: _Optional[int] = ..., max_ef_search: _Optional[int] = ...) -> None: ...
+
+class QueryLimits(_message.Message):
+    __slots__ = ("max_k", "max_nprobe", "max_ef_search")
+    MAX_K_FIELD_NUMBER: _ClassVar[int]
+    MAX_NPROBE_FIELD_NUMBER: _ClassVar[int]
+    MAX_EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    max_k: int
+    max_nprobe: int
+    max_ef_search: int
+    def __init__(self, max_k: _Optional[int] = ..., max_nprobe: _Optional[int] = ..., max_ef_search: _Optional[int] = ...) -> None: ...
 
 class IndexInfo(_message.Message):
     __slots__ = ("spec", "factory", "metric", "kind", "ntotal", "dim", "nlist")
@@ -216,7 +228,7 @@ class ModelDefaults(_message.Message):
     def __init__(self, k: _Optional[int] = ..., weights: _Optional[_Union[Weighting, str]] = ..., tie_break: _Optional[_Union[TieBreak, str]] = ..., nprobe: _Optional[int] = ..., ef_search: _Optional[int] = ..., top_n: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "versions", "input_dtype", "input_shape", "dim", "class_names", "index", "heads", "defaults", "created_at", "dataset")
+    __slots__ = ("name", "version", "versions", "input_dtype", "input_shape", "dim", "class_names", "index", "heads", "defaults", "created_at", "dataset", "limits")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -229,6 +241,7 @@ class ModelInfo(_message.Message):
     DEFAULTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     versions: _containers.RepeatedScalarFieldContainer[int]
@@ -241,4 +254,5 @@ class ModelInfo(_message.Message):
     defaults: ModelDefaults
     created_at: str
     dataset: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., versions: _Optional[_Iterable[int]] = ..., input_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., input_shape: _Optional[_Iterable[int]] = ..., dim: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., index: _Optional[_Union[IndexInfo, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[Head, str]]] = ..., defaults: _Optional[_Union[ModelDefaults, _Mapping]] = ..., created_at: _Optional[str] = ..., dataset: _Optional[str] = ...) -> None: ...
+    limits: QueryLimits
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., versions: _Optional[_Iterable[int]] = ..., input_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., input_shape: _Optional[_Iterable[int]] = ..., dim: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., index: _Optional[_Union[IndexInfo, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[Head, str]]] = ..., defaults: _Optional[_Union[ModelDefaults, _Mapping]] = ..., created_at: _Optional[str] = ..., dataset: _Optional[str] = ..., limits: _Optional[_Union[QueryLimits, _Mapping]] = ...) -> None: ...
