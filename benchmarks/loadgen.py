@@ -8,6 +8,11 @@ inside the measurement window (after a warm-up), their latencies, and failures b
     from loadgen import Kind, run_load
     report = run_load("127.0.0.1:50051", rows, [Kind("normal", 63, {"k": 5}), Kind("large-k", 1, {"k": 60000})],
                       model="fashion", warmup=2, duration=60, processes=4)
+
+A kind with ``protocol="v2"`` sends Open Inference Protocol ModelInfer requests with Triton's own
+client (tritonclient[grpc]) instead; its options are ``outputs`` (names) and ``parameters``. One run
+holds kinds of one protocol: tritonclient and knnserve_client define the same protobuf messages,
+which one process cannot import both of.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import multiprocessing as mp
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,13 +31,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Kind:
-    """``clients`` threads sending Classify requests with these options (``method="search"`` for Search)."""
+    """``clients`` threads sending Classify requests with these options (``method="search"`` for Search),
+    or, with ``protocol="v2"``, ModelInfer requests through tritonclient."""
 
     name: str
     clients: int
     options: dict[str, Any] = field(default_factory=dict)
     method: str = "classify"
     rows: int = 1
+    protocol: str = "v1"
 
 
 @dataclass
@@ -48,12 +57,54 @@ class KindReport:
         return float(np.percentile(np.asarray(self.latencies), q) * 1e3) if self.latencies else float("nan")
 
 
-def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]], start_at: float, begin: float,
-            end: float, out: Any) -> None:
-    """One process: one thread per (kind, client number); reports (kind, completed, latencies, failures) at the end."""
+@contextmanager
+def _v1_caller(target: str, model: str, kind: Kind) -> Iterator[Callable[[np.ndarray], str]]:
+    """A function sending one request with the knnserve client; returns the status code's name."""
     from knnserve_client import Client, KnnServeClientError
     from knnserve_client.channel import RetryPolicy
 
+    with Client(target, timeout=120, retry=RetryPolicy(max_attempts=1)) as client:
+        client.limits()
+        method = client.search if kind.method == "search" else client.classify
+
+        def call(rows: np.ndarray) -> str:
+            try:
+                method(model, rows, **kind.options)
+                return "OK"
+            except KnnServeClientError as error:
+                return error.code.name
+
+        yield call
+
+
+@contextmanager
+def _v2_caller(target: str, model: str, kind: Kind) -> Iterator[Callable[[np.ndarray], str]]:
+    """A function sending one ModelInfer request with tritonclient; returns the status code's name."""
+    import tritonclient.grpc as triton
+    from tritonclient.utils import InferenceServerException
+
+    outputs = [triton.InferRequestedOutput(name) for name in kind.options.get("outputs", [])] or None
+    parameters = kind.options.get("parameters")
+    with triton.InferenceServerClient(url=target) as client:
+
+        def call(rows: np.ndarray) -> str:
+            tensor = triton.InferInput("images", list(rows.shape), "UINT8" if rows.dtype == np.uint8 else "FP32")
+            tensor.set_data_from_numpy(rows)
+            try:
+                result = client.infer(model, [tensor], outputs=outputs, parameters=parameters, client_timeout=120)
+                result.as_numpy("predictions")
+                return "OK"
+            except InferenceServerException as error:
+                return str(error.status()).removeprefix("StatusCode.")
+
+        yield call
+
+
+def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]], start_at: float, begin: float,
+            end: float, out: Any) -> None:
+    """One process: one thread per (kind, client number); reports (kind, completed, latencies, failures) at the end."""
+    if len({kind.protocol for kind, _ in kinds}) > 1:
+        raise ValueError("one process cannot hold v1 and v2 clients (their protobuf messages clash)")
     results: list[tuple[str, int, list[float], Counter[str]]] = []
     lock = threading.Lock()
 
@@ -61,9 +112,8 @@ def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]
         latencies: list[float] = []
         failures: Counter[str] = Counter()
         completed = 0
-        with Client(target, timeout=120, retry=RetryPolicy(max_attempts=1)) as client:
-            client.limits()
-            call = client.search if kind.method == "search" else client.classify
+        caller = _v2_caller if kind.protocol == "v2" else _v1_caller
+        with caller(target, model, kind) as call:
             i = number * 997
             while time.time() < start_at:  # wall clock: the one clock every process shares
                 time.sleep(0.001)
@@ -71,11 +121,7 @@ def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]
                 rows = x[[(i + j) % len(x) for j in range(kind.rows)]]
                 i += kind.rows
                 started = time.perf_counter()
-                try:
-                    call(model, rows, **kind.options)
-                    code = "OK"
-                except KnnServeClientError as error:
-                    code = error.code.name
+                code = call(rows)
                 seconds = time.perf_counter() - started
                 if begin <= time.time() <= end:
                     if code == "OK":

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "proto"
 WIRE_DIR = ROOT / "client" / "knnserve_client" / "wire"
 # proto package folder (relative to proto/) -> sub-package of knnserve_client.wire
-PACKAGES: dict[str, str] = {"knnserve/v1": "v1"}
+PACKAGES: dict[str, str] = {"knnserve/v1": "v1", "inference": "inference"}
 INIT_TEXT = '"""Generated protobuf and gRPC modules of the {package} wire contract (scripts/gen_proto.py; do not edit)."""\n'
 
 

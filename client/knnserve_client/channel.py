@@ -26,7 +26,11 @@ class RetryPolicy:
     backoff_multiplier: float = 2.0
 
     def service_config(self) -> str:
-        """The JSON service config that enables the policy for every KnnServe method."""
+        """The JSON service config: the retry policy for every KnnServe method, and round-robin balancing.
+
+        Round robin spreads calls over every address the target resolves to (a Kubernetes headless
+        Service, ``ipv4:HOST:PORT,HOST:PORT``); gRPC's default, pick_first, sends them all to one.
+        """
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts: expected >= 1, got {self.max_attempts}")
         method_config: dict[str, object] = {"name": [{"service": SERVICE_NAME}]}
@@ -38,7 +42,7 @@ class RetryPolicy:
                 "backoffMultiplier": self.backoff_multiplier,
                 "retryableStatusCodes": ["UNAVAILABLE"],
             }
-        return json.dumps({"methodConfig": [method_config]})
+        return json.dumps({"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [method_config]})
 
 
 def channel_credentials(tls: bool | str | Path | bytes) -> grpc.ChannelCredentials | None:

@@ -84,3 +84,15 @@ def test_the_client_splits_by_rows_times_k_under_a_low_neighbor_budget(start_ser
     assert found.ids.shape == (100, 50) and default_k.knn.predictions.shape == (100,)
     assert calls(server, "Search", "OK") == 5 and calls(server, "Classify", "OK") >= 6
     assert calls(server, "Search", "RESOURCE_EXHAUSTED") == calls(server, "Classify", "RESOURCE_EXHAUSTED") == 0
+
+
+def test_calls_are_spread_over_every_address_of_the_target(start_server, models) -> None:
+    """Round robin, as behind a Kubernetes headless Service: both replicas answer, not just the first."""
+    first, first_target = start_server()
+    second, second_target = start_server()
+    ports = [target.rsplit(":", 1)[1] for target in (first_target, second_target)]
+    with Client(f"ipv4:127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}", timeout=10) as client:
+        for _ in range(20):
+            client.classify("blobs", models.blobs.x_query[:1], k=3)
+    assert calls(first, "Classify", "OK") >= 5 and calls(second, "Classify", "OK") >= 5
+    assert calls(first, "Classify", "OK") + calls(second, "Classify", "OK") == 20

@@ -135,15 +135,26 @@ def test_per_model_health_needs_the_token_the_overall_health_does_not(start_serv
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_metrics_are_served_at_metrics_only(start_server) -> None:
-    server, _ = start_server(metrics_port=0)
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as failure:
+        return int(failure.code)
+
+
+def test_metrics_and_http_probes_are_served_at_their_paths_only(start_server) -> None:
+    server, _ = start_server(metrics_port=0, load=False)
     base = f"http://127.0.0.1:{server.metrics_port}"
+    assert (http_status(f"{base}/livez"), http_status(f"{base}/readyz")) == (200, 503)  # models not loaded yet
+    server.load_models()
     with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
         assert response.status == 200 and b"knnserve_requests_total" in response.read()
-    for path in ("/", "/anything", "/metrics/extra"):
-        with pytest.raises(urllib.error.HTTPError) as failure:
-            urllib.request.urlopen(f"{base}{path}", timeout=5)
-        assert failure.value.code == 404
+    assert (http_status(f"{base}/livez"), http_status(f"{base}/readyz")) == (200, 200)
+    for path in ("/", "/anything", "/metrics/extra", "/readyz/x"):
+        assert http_status(f"{base}{path}") == 404
+    server.drain(0)  # what SIGTERM does first: not ready, still alive
+    assert (http_status(f"{base}/livez"), http_status(f"{base}/readyz")) == (200, 503)
 
 
 def test_reflection_answers_v1_and_v1alpha(shared_server) -> None:
@@ -154,7 +165,8 @@ def test_reflection_answers_v1_and_v1alpha(shared_server) -> None:
                                          response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
             (answer,) = list(call(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
         names = {s.name for s in answer.list_services_response.service}
-        assert {"knnserve.v1.KnnServe", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"} <= names
+        assert {"knnserve.v1.KnnServe", "inference.GRPCInferenceService", "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection"} <= names
 
 
 def slow_search_loader(delay: float, *, min_k: int = 0):  # type: ignore[no-untyped-def]

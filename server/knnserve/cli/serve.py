@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from knnserve.cli.options import (
@@ -25,6 +26,33 @@ from knnserve_client.wire.limits import (
 )
 
 
+# Options whose default may come from the environment (containers set ports there, so the image's
+# health check and the server agree): option -> (variable, default, type).
+ENVIRONMENT_DEFAULTS: dict[str, tuple[str, object, Ranged | None]] = {
+    "host": ("KNNSERVE_HOST", "127.0.0.1", None),
+    "port": ("KNNSERVE_PORT", DEFAULT_PORT, PORT),
+    "metrics_port": ("KNNSERVE_METRICS_PORT", None, PORT),
+    "metrics_host": ("KNNSERVE_METRICS_HOST", "127.0.0.1", None),
+}
+
+
+def apply_environment(args: argparse.Namespace) -> None:
+    """Fill the options left unset from their environment variables (checked like the option), else the default."""
+    from knnserve.errors import InvalidInputError
+
+    for option, (variable, default, kind) in ENVIRONMENT_DEFAULTS.items():
+        if getattr(args, option) is not None:
+            continue
+        text = os.environ.get(variable, "")
+        value: object = default
+        if text:
+            try:
+                value = kind(text) if kind is not None else text
+            except argparse.ArgumentTypeError as exc:
+                raise InvalidInputError(f"environment variable {variable}", str(exc).removeprefix("expected "), None) from None
+        setattr(args, option, value)
+
+
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT (SIGHUP reloads the models)."""
     from knnserve.errors import InvalidInputError
@@ -33,6 +61,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from knnserve.service.server import KnnServer
     from knnserve_client.wire.limits import ServerLimits
 
+    apply_environment(args)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise InvalidInputError("--tls-cert/--tls-key", "both or neither", "only one of them")
     config = ServeConfig(
@@ -82,8 +111,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--models", type=Path, default=None, help="folder of bundles laid out NAME/VERSION/")
     source.add_argument("--model", type=Path, default=None, help="one bundle folder, served under its manifest's name")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1; 0.0.0.0 for all)")
-    parser.add_argument("--port", type=PORT, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 picks one)")
+    parser.add_argument("--host", default=None, help="address to bind (default: $KNNSERVE_HOST or 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=PORT, default=None, help=f"port (default: $KNNSERVE_PORT or {DEFAULT_PORT}; 0 picks one)")
     parser.add_argument("--max-message-bytes", type=Ranged(int, 1024), default=DEFAULT_MAX_MESSAGE_BYTES,
                         help=f"largest request accepted, in bytes (default: {DEFAULT_MAX_MESSAGE_BYTES})")
     parser.add_argument("--max-rows-per-request", type=POSITIVE, default=DEFAULT_MAX_ROWS_PER_REQUEST,
@@ -111,8 +140,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key (with --tls-cert)")
     add_token_options(parser)
-    parser.add_argument("--metrics-port", type=PORT, default=None, help="serve Prometheus /metrics on this port (default: off)")
-    parser.add_argument("--metrics-host", default="127.0.0.1", help="address of the metrics endpoint (default: 127.0.0.1)")
+    parser.add_argument("--metrics-port", type=PORT, default=None,
+                        help="serve Prometheus /metrics and the HTTP probes /livez and /readyz on this port "
+                             "(default: $KNNSERVE_METRICS_PORT, else off)")
+    parser.add_argument("--metrics-host", default=None,
+                        help="address of the metrics endpoint (default: $KNNSERVE_METRICS_HOST or 127.0.0.1)")
     parser.add_argument("--drain", type=SECONDS, default=2.0,
                         help="after SIGTERM, seconds of health NOT_SERVING while calls are still accepted, so load "
                              "balancers stop routing here first (default: 2)")

@@ -13,9 +13,14 @@ from knnserve.service.handlers import metadata_values, rebuild
 from knnserve_client.wire.errors import TokenRejectedError
 
 AUTHORIZATION = "authorization"
-# Open without a token, so load balancers and kubelet probes work: the overall health ("" and the
-# service name) only; per-model health is checked in the health servicer itself.
-OPEN_METHOD_PREFIXES = ("/grpc.health.v1.Health/",)
+# Open without a token, so load balancers and probes work: the overall health ("" and the service
+# name; per-model health is checked in the health servicer itself) and the Open Inference
+# Protocol's server liveness and readiness (KServe's probes), which name no model.
+OPEN_METHOD_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+)
 
 
 def token_problem(source: grpc.HandlerCallDetails | grpc.ServicerContext, token: str) -> str | None:

@@ -11,6 +11,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 from prometheus_client.exposition import ThreadingWSGIServer
 
 METRICS_PATH = "/metrics"
+# Plain-HTTP probes beside the metrics, for what cannot speak gRPC over TLS (kubelet's gRPC probes,
+# Docker's HEALTHCHECK without extra binaries): alive while the process serves HTTP; ready exactly
+# when grpc.health.v1 "" is SERVING.
+LIVE_PATH = "/livez"
+READY_PATH = "/readyz"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
@@ -66,12 +71,12 @@ class ServiceMetrics:
         """Time one request waited for its batch."""
         self.queue_wait.labels(model=model).observe(seconds)
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Serve ``/metrics`` (and nothing else: other paths are 404) over HTTP in a daemon thread.
+    def serve(self, port: int, host: str = "127.0.0.1", *, ready: Callable[[], bool] = lambda: True) -> int:
+        """Serve ``/metrics``, ``/livez`` and ``/readyz`` (other paths are 404) over HTTP in a daemon thread.
 
         Returns the bound port (port 0 picks one).
         """
-        server = make_server(host, port, only_metrics(make_wsgi_app(self.registry)), ThreadingWSGIServer,
+        server = make_server(host, port, routes(make_wsgi_app(self.registry), ready), ThreadingWSGIServer,
                              handler_class=_QuietHandler)
         thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
         thread.start()
@@ -93,16 +98,25 @@ class _QuietHandler(WSGIRequestHandler):
         return
 
 
-def only_metrics(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """A WSGI app that answers ``/metrics`` with ``app`` and 404 on every other path."""
+def _text(start_response: Callable[..., Any], status: str, body: str) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+    return [body.encode()]
+
+
+def routes(metrics: Callable[..., Iterable[bytes]], ready: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app: ``/metrics`` (Prometheus), ``/livez`` (200), ``/readyz`` (200 or 503); 404 elsewhere."""
 
     def routed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "") == METRICS_PATH:
-            return app(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-        return [f"not found; metrics are at {METRICS_PATH}\n".encode()]
+        path = environ.get("PATH_INFO", "")
+        if path == METRICS_PATH:
+            return metrics(environ, start_response)
+        if path == LIVE_PATH:
+            return _text(start_response, "200 OK", "live\n")
+        if path == READY_PATH:
+            return _text(start_response, "200 OK", "ready\n") if ready() else _text(start_response, "503 Service Unavailable", "not ready\n")
+        return _text(start_response, "404 Not Found", f"not found; metrics at {METRICS_PATH}, probes at {LIVE_PATH} and {READY_PATH}\n")
 
     return routed
 
 
-__all__ = ["METRICS_PATH", "ServiceMetrics", "only_metrics"]
+__all__ = ["LIVE_PATH", "METRICS_PATH", "READY_PATH", "ServiceMetrics", "routes"]

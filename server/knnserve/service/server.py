@@ -35,7 +35,10 @@ from knnserve.service.config import ServeConfig
 from knnserve.service.health import GuardedHealthServicer, model_health_name
 from knnserve.service.interceptors import DecodeInterceptor, ObservabilityInterceptor
 from knnserve.service.metrics import ServiceMetrics
+from knnserve.service.open_inference import OpenInferenceServicer
+from knnserve.service.open_inference import SERVICE_NAME as OPEN_INFERENCE_SERVICE
 from knnserve.service.servicer import KnnServeServicer
+from knnserve_client.wire.inference import grpc_predict_v2_pb2_grpc
 from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -141,11 +144,13 @@ class KnnServer:
             ],
         )
         knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane), server)
+        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+            OpenInferenceServicer(self.plane, ready=self.ready), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         for name in ("", SERVICE_NAME):
             self.health.set(name, NOT_SERVING)
         if config.reflection:
-            add_reflection(server, (SERVICE_NAME, HEALTH_SERVICE_NAME))
+            add_reflection(server, (SERVICE_NAME, OPEN_INFERENCE_SERVICE, HEALTH_SERVICE_NAME))
         address = f"{config.host}:{config.port}"
         if config.tls is not None:
             credentials = grpc.ssl_server_credentials([(config.tls.key.read_bytes(), config.tls.cert.read_bytes())])
@@ -157,7 +162,7 @@ class KnnServer:
         server.start()
         self._server, self.port = server, port
         if config.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(config.metrics_port, config.metrics_host)
+            self.metrics_port = self.metrics.serve(config.metrics_port, config.metrics_host, ready=self.ready)
         log.info(
             "listening",
             extra={"address": f"{config.host}:{port}", "tls": config.tls is not None, "auth": config.token is not None,
@@ -165,6 +170,10 @@ class KnnServer:
                    "batching": config.batching.enabled, "metrics_port": self.metrics_port},
         )
         return port
+
+    def ready(self) -> bool:
+        """True exactly when health "" is SERVING: models loaded and not shutting down."""
+        return self.registry.ready and not self._draining.is_set()
 
     def load_models(self) -> ReloadReport:
         """Initial load; health turns SERVING. Raises BundleError when nothing can be served."""
@@ -192,7 +201,7 @@ class KnnServer:
             self.health.set(model_health_name(name), NOT_SERVING)
         self._model_names = set(table)
         self.metrics.models_loaded.set(sum(len(versions) for versions in table.values()))
-        status = SERVING if self.registry.ready else NOT_SERVING
+        status = SERVING if self.ready() else NOT_SERVING
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
 

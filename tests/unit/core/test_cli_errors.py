@@ -87,3 +87,29 @@ def test_help_states_the_exit_statuses(capsys: pytest.CaptureFixture[str]) -> No
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "3 a call to the server failed" in capsys.readouterr().out
+
+
+def test_serve_takes_its_addresses_from_the_environment_the_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from knnserve.cli.serve import apply_environment
+
+    parser = build_parser()
+    monkeypatch.setenv("KNNSERVE_PORT", "6000")
+    monkeypatch.setenv("KNNSERVE_METRICS_PORT", "9200")
+    monkeypatch.setenv("KNNSERVE_HOST", "0.0.0.0")
+    args = parser.parse_args(["serve", "--model", "m", "--port", "7000"])
+    apply_environment(args)
+    assert (args.host, args.port, args.metrics_port, args.metrics_host) == ("0.0.0.0", 7000, 9200, "127.0.0.1")
+    for name in ("KNNSERVE_PORT", "KNNSERVE_METRICS_PORT", "KNNSERVE_HOST"):
+        monkeypatch.delenv(name)
+    args = parser.parse_args(["serve", "--model", "m"])
+    apply_environment(args)
+    assert (args.host, args.port, args.metrics_port) == ("127.0.0.1", 50051, None)
+
+
+def test_a_bad_port_in_the_environment_is_one_line_exit_2(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("KNNSERVE_METRICS_PORT", "99999")
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("knnserve serve: error: environment variable KNNSERVE_METRICS_PORT: expected an integer between")
+    assert "99999" in err and err.count("\n") == 1
