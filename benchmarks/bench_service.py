@@ -1,12 +1,22 @@
-"""Service benchmark: 1-row Classify requests from 1/4/16/64 concurrent clients, dynamic batching on
-and off, against in-process search of the same rows measured in the same run.
+"""Serving overhead, measured from outside the server: throughput, latency and the server's CPU time per
+request, with the load in processes of its own (loadgen.py), before and after a change in one run.
 
-Run from the repository root, under the shared lock (other agents time things on this machine):
+    flock /work/bench.lock .venv/bin/python benchmarks/bench_service.py --base cb9a6ac
 
-    flock /work/bench.lock .venv/bin/python benchmarks/bench_service.py
+Sides: ``head`` is the working tree; with ``--base REV`` the same measurements run against that revision
+too (a git worktree, ``PYTHONPATH`` pointing at its server/ and client/), sides alternating round by round.
+Sections (``--sections``, default all):
 
-The server runs in a subprocess (``knnserve serve``), the load generator in this process (one
-Client, i.e. one channel, per simulated client thread). Both share the machine's cores.
+* ``cpu``: a digits HNSW bundle (the search costs microseconds): 16 one-row clients in 4 processes; the
+  server's CPU seconds (utime + stime of the server and its worker processes, /proc/PID/stat) over the
+  window divided by the requests completed in it, for Classify, for a grpc.health.v1 Check of the same
+  server, and for a bare grpcio health server (no interceptors, same thread pool) in the same run.
+* ``hnsw``: Fashion-MNIST HNSW32 (float32 storage), 16 one-row clients: requests/s, p50, p99, CPU/request.
+* ``latency``: the same bundle, one client: round-trip p50 minus the in-process one-row classify p50.
+* ``flat``: Fashion-MNIST Flat, 16 one-row clients against in-process classify of 16 rows per call.
+* ``workers``: head only, Flat Fashion-MNIST with ``--workers 1`` and ``--workers 2``: memory of all the
+  server's processes after load (RSS summed, and PSS, which divides shared pages among their users) and
+  16-client throughput.
 """
 
 from __future__ import annotations
@@ -14,97 +24,101 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
+import statistics
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from knnserve.data import load_dataset
-from knnserve.index import set_num_threads
-from knnserve.index.backend import DEFAULT_BLAS_THRESHOLD, build_info, set_blas_threshold
-from knnserve.model import KNNModel
-from knnserve_client import Client
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ab_revisions import Side, worktree  # noqa: E402
+from loadgen import Kind, KindReport, run_load_probed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SECTIONS = ("cpu", "hnsw", "latency", "flat", "workers")
+MODEL = "bench"
+
+BARE_HEALTH_SERVER = """
+import sys, time
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=int(sys.argv[2])))
+servicer = health.HealthServicer()
+servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+server.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
+server.start()
+print("ready", flush=True)
+server.wait_for_termination()
+"""
+
+BUNDLE_BUILDER = """
+import sys
+from knnserve.data import load_dataset
+from knnserve.model import KNNModel
+ds = load_dataset(sys.argv[2], download=False)
+KNNModel.fit(ds.x_train, ds.y_train, class_names=ds.class_names, index=sys.argv[3], storage="float32").save(sys.argv[1], name="bench")
+"""
 
 
-@dataclass(frozen=True)
-class Row:
-    """One measured configuration."""
-
-    index: str
-    mode: str  # "in-process batched", "in-process single", "server batching on/off"
-    clients: int
-    qps: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    requests: int
+# -- the server's processes, from /proc ----------------------------------------------------------
 
 
-def percentiles(latencies: list[float] | np.ndarray) -> tuple[float, float, float]:
-    values = np.asarray(latencies) * 1e3
-    return tuple(float(np.percentile(values, q)) for q in (50, 95, 99))  # type: ignore[return-value]
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every descendant (a --workers server's worker processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                pass
+    return found
 
 
-def ensure_bundle(work: Path, dataset, spec: str) -> Path:  # type: ignore[no-untyped-def]
-    name = "fmnist-" + "".join(c for c in spec.lower() if c.isalnum())
-    path = work / name / "1"
-    if not (path / "manifest.json").is_file():
-        print(f"building {spec} bundle in {path} ...", flush=True)
-        started = time.perf_counter()
-        model = KNNModel.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names, index=spec, storage="float32")
-        model.save(path, name=name)
-        print(f"  built in {time.perf_counter() - started:.1f} s", flush=True)
-    return path
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` and its descendants (fields 14 and 15 of /proc/PID/stat)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
 
 
-def in_process(model: KNNModel, x: np.ndarray, *, batched_rows: int, single_rows: int, repeats: int) -> list[Row]:
-    """Batched: one classify() over batched_rows rows (median of repeats), with 1 FAISS thread and with
-    one per core. Single: one row per call (1 thread; one row uses one thread anyway)."""
-    spec = model.index_info.factory
-    model.classify(x[:64])  # warm up
-    rows = []
-    for threads in sorted({1, len(os.sched_getaffinity(0))}):
-        set_num_threads(threads)
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model.classify(x[:batched_rows])
-            times.append(time.perf_counter() - started)
-        batched = float(np.median(times))
-        rows.append(Row(spec, f"in-process batched, all {batched_rows} rows in one call, {threads} FAISS thread(s)", 1,
-                        batched_rows / batched, batched * 1e3, batched * 1e3, batched * 1e3, repeats))
-        # The best a server can do when 16 clients each send one row: batches of 16.
-        calls = []
-        for start in range(0, batched_rows, 16):
-            started = time.perf_counter()
-            model.classify(x[start : start + 16])
-            calls.append(time.perf_counter() - started)
-        p50, p95, p99 = percentiles(calls)
-        rows.append(Row(spec, f"in-process batched, 16 rows per call, {threads} FAISS thread(s)", 1,
-                        batched_rows / float(np.sum(calls)), p50, p95, p99, len(calls)))
-    for threads in sorted({1, len(os.sched_getaffinity(0))}):
-        set_num_threads(threads)
-        latencies = []
-        for i in range(single_rows):
-            row = x[i % len(x) : i % len(x) + 1]
-            started = time.perf_counter()
-            model.classify(row)
-            latencies.append(time.perf_counter() - started)
-        p50, p95, p99 = percentiles(latencies)
-        rows.append(Row(spec, f"in-process single, {threads} FAISS thread(s)", 1, single_rows / float(np.sum(latencies)),
-                        p50, p95, p99, single_rows))
-    return rows
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS summed, PSS summed) over ``pid`` and its descendants, MB (/proc/PID/smaps_rollup)."""
+    rss = pss = 0
+    for member in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            name, _, rest = line.partition(":")
+            if name == "Rss":
+                rss += int(rest.split()[0])
+            elif name == "Pss":
+                pss += int(rest.split()[0])
+    return rss / 1024, pss / 1024
+
+
+# -- servers ---------------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -113,214 +127,290 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(bundle: Path, batching: bool, faiss_threads: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [sys.executable, "-m", "knnserve.cli", "serve", "--model", str(bundle), "--port", str(port),
-               "--log-level", "WARNING"]
-    if not batching:
-        command.append("--no-batching")
-    if faiss_threads is not None:
-        command += ["--faiss-threads", str(faiss_threads)]
-    process = subprocess.Popen(command)
-    target = f"127.0.0.1:{port}"
+def wait_until_serving(target: str, process: subprocess.Popen[bytes], what: str) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
     deadline = time.monotonic() + 300
     with grpc.insecure_channel(target) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
-                status = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status
-                if status == health_pb2.HealthCheckResponse.SERVING:
-                    break
+                if stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
             except grpc.RpcError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {command}")
-            time.sleep(0.1)
-    return process, target
+                process.kill()
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.2)
 
 
-def health_rtt(target: str, calls: int = 300) -> float:
-    """p50 of a grpc.health.v1 Check round trip in ms: the floor of a Python gRPC call here."""
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        request = health_pb2.HealthCheckRequest(service="")
-        latencies = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            stub.Check(request, timeout=10)
-            latencies.append(time.perf_counter() - started)
-    return float(np.median(latencies) * 1e3)
+@contextmanager
+def knnserve(side: Side, bundle: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "knnserve.cli", "serve", "--model", str(bundle), "--port", str(port),
+                                "--log-level", "WARNING", *extra], env=side.env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_until_serving(target, process, f"{side.name} server")
+        yield process, target
+    finally:
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
-def load(target: str, model: str, x: np.ndarray, clients: int, *, warmup: float, duration: float) -> tuple[float, list[float]]:
-    """`clients` threads, each its own Client, sending 1-row requests back to back; (QPS, latencies) of the
-    requests completed in the measurement window."""
-    stop = threading.Event()
-    window: list[float] = []
-    results: list[list[tuple[float, float]]] = [[] for _ in range(clients)]
-    connected = threading.Barrier(clients + 1)
-
-    def run(worker: int) -> None:
-        with Client(target, timeout=60) as client:
-            client.limits()
-            connected.wait()
-            i = worker * 997
-            while not stop.is_set():
-                row = x[i % len(x) : i % len(x) + 1]
-                started = time.perf_counter()
-                client.classify(model, row)
-                ended = time.perf_counter()
-                results[worker].append((started, ended))
-                i += 1
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(clients)]
-    for thread in threads:
-        thread.start()
-    connected.wait()
-    begin = time.perf_counter() + warmup
-    time.sleep(warmup + duration)
-    end = time.perf_counter()
-    stop.set()
-    for thread in threads:
-        thread.join()
-    for per_worker in results:
-        # Completions inside the window: a fair rate even when latency is a large part of the window.
-        window.extend(e - s for s, e in per_worker if begin <= e <= end)
-    return len(window) / (end - begin), window
+@contextmanager
+def bare_health_server(workers: int) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", BARE_HEALTH_SERVER, str(port), str(workers)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_until_serving(target, process, "bare health server")
+        yield process, target
+    finally:
+        process.kill()
+        process.wait(30)
 
 
-def machine() -> str:
-    from knnserve.machine import cpu_model, usable_cores
-
-    return (f"{cpu_model()}, {usable_cores()} cores available, Python {platform.python_version()}, faiss {build_info()['faiss']}, "
-            f"grpcio {grpc.__version__}, {platform.system()} {platform.release()}")
+# -- measurements ----------------------------------------------------------------------------------
 
 
-def render(rows: list[Row], command: str, notes: list[str], checks: list[str]) -> str:
-    out = [
-        "# Service benchmark: knnserve over gRPC vs in-process",
-        "",
-        f"- command: `{command}`",
-        f"- machine: {machine()}",
-        f"- date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-        "- data: Fashion-MNIST (60k train vectors of 784 uint8 pixels; queries from the 10k test split), k = 5 (bundle default)",
-        "- requests: 1 row each; QPS = requests completed in the measurement window / window; latency = client-side round trip",
-        "",
-    ]
-    out += [f"- {note}" for note in notes]
-    out += ["", "| index | mode | clients | QPS | p50 ms | p95 ms | p99 ms | requests |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        out.append(f"| {r.index} | {r.mode} | {r.clients} | {r.qps:.0f} | {r.p50_ms:.2f} | {r.p95_ms:.2f} | {r.p99_ms:.2f} | {r.requests} |")
-    out += ["", "## Ratios and targets", ""] + [f"- {check}" for check in checks] + [""]
-    return "\n".join(out)
+@dataclass
+class Figure:
+    """One configuration measured over rounds: requests/s, p50/p99 ms and server CPU ms per request."""
+
+    rps: list[float] = field(default_factory=list)
+    p50_ms: list[float] = field(default_factory=list)
+    p99_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def add(self, report: KindReport, seconds: float, cpu: float) -> None:
+        self.rps.append(report.rate(seconds))
+        self.p50_ms.append(report.percentile_ms(50))
+        self.p99_ms.append(report.percentile_ms(99))
+        self.cpu_ms.append(cpu * 1e3 / max(report.completed, 1))
+        for code, count in report.failures.items():
+            self.failures[code] = self.failures.get(code, 0) + count
+
+    def median(self, name: str) -> float:
+        return float(statistics.median(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    clients: int
+    processes: int
+    warmup: float
+    duration: float
+
+
+def measure(pid: int, target: str, x: np.ndarray, kind: Kind, shape: LoadShape, figure: Figure) -> None:
+    reports, (start, stop) = run_load_probed(target, x, [kind], model=MODEL if kind.method != "health" else kind.options.get("service", ""),
+                                             warmup=shape.warmup, duration=shape.duration, processes=shape.processes,
+                                             probe=lambda: cpu_seconds(pid))
+    figure.add(reports[kind.name], shape.duration, stop - start)
+
+
+def classify_kind(clients: int) -> Kind:
+    return Kind("classify", clients, {"top_n": 0})
+
+
+def health_kind(clients: int) -> Kind:
+    return Kind("health", clients, {}, method="health")
+
+
+def in_process_p50_ms(bundle: Path, x: np.ndarray, rows: int, calls: int) -> tuple[float, float]:
+    """(p50 ms of KNNModel.classify of ``rows`` rows per call, rows/s) in this process, default FAISS threads."""
+    from knnserve.model import KNNModel
+
+    model = KNNModel.load(bundle)
+    model.classify(x[:rows])
+    seconds = []
+    for i in range(calls):
+        start = (i * rows) % (len(x) - rows)
+        began = time.perf_counter()
+        model.classify(x[start:start + rows])
+        seconds.append(time.perf_counter() - began)
+    p50 = float(np.median(seconds))
+    return p50 * 1e3, rows / p50
+
+
+def ensure_bundle(work: Path, dataset: str, index: str, side: Side) -> Path:
+    path = work / f"bundle-{dataset}-{index.lower().replace(',', '-')}"
+    if not (path / "manifest.json").is_file():
+        subprocess.run([sys.executable, "-c", BUNDLE_BUILDER, str(path), dataset, index], env=side.env(), check=True)
+    return path
+
+
+def alternate(sides: list[Side], rounds: int) -> list[Side]:
+    """ABBA: the sides' order flips every round."""
+    order: list[Side] = []
+    for r in range(rounds):
+        order += sides if r % 2 == 0 else sides[::-1]
+    return order
+
+
+# -- report ----------------------------------------------------------------------------------------
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/knnserve-bench"), help="bundle cache")
-    parser.add_argument("--indexes", nargs="+", default=["Flat", "HNSW32"])
-    parser.add_argument("--clients", nargs="+", type=int, default=[1, 4, 16, 64])
-    parser.add_argument("--warmup", type=float, default=1.0)
-    parser.add_argument("--duration", type=float, default=4.0)
-    parser.add_argument("--batched-rows", type=int, default=1000)
-    parser.add_argument("--single-rows", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.md")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--base", default=None, help="git revision measured beside the working tree")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per side and configuration (median)")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=4, help="load generator processes")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/knnserve-bench-service"))
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    # Same BLAS threshold as the server, so in-process and served searches take the same FAISS paths.
-    set_blas_threshold(DEFAULT_BLAS_THRESHOLD)
-    dataset = load_dataset("fashion-mnist", download=False)
-    x = dataset.x_test
-    rows: list[Row] = []
-    floors: list[str] = []
-    for spec in args.indexes:
-        bundle = ensure_bundle(args.work_dir, dataset, spec)
-        model = KNNModel.load(bundle)
-        factory = model.index_info.factory
-        baseline = in_process(model, x, batched_rows=args.batched_rows, single_rows=args.single_rows, repeats=args.repeats)
-        rows += baseline
-        print(*baseline, sep="\n", flush=True)
-        reference = model.classify(x[:50]).predictions
-        cores = len(os.sched_getaffinity(0))
-        variants = [(True, None, args.clients), (False, None, args.clients)]
-        if cores > 1:
-            variants.append((True, max(1, cores // 2), [c for c in args.clients if c >= 16]))  # FAISS on half the cores
-        for batching, faiss_threads, client_counts in variants:
-            process, target = start_server(bundle, batching, faiss_threads)
-            try:
-                with Client(target) as client:
-                    served = client.classify(model.manifest.name, x[:50]).knn.predictions
-                    assert np.array_equal(served, reference), "server answers differ from in-process"
-                if faiss_threads is None:
-                    floor = health_rtt(target)
-                    floors.append(f"{factory}, batching {'on' if batching else 'off'}: health Check p50 {floor:.2f} ms")
-                for clients in client_counts:
-                    qps, latencies = load(target, model.manifest.name, x, clients, warmup=args.warmup, duration=args.duration)
-                    p50, p95, p99 = percentiles(latencies)
-                    mode = f"server, batching {'on' if batching else 'off'}"
-                    if faiss_threads is not None:
-                        mode += f", --faiss-threads {faiss_threads}"
-                    rows.append(Row(factory, mode, clients, qps, p50, p95, p99, len(latencies)))
-                    print(rows[-1], flush=True)
-            finally:
-                process.terminate()
-                process.wait(30)
-        del model
+    from knnserve.data import load_dataset
+    from knnserve.machine import cpu_model, usable_cores
 
-    def find(index: str, mode: str, clients: int = 1) -> Row | None:
-        return next((r for r in rows if r.index == index and r.mode == mode and r.clients == clients), None)
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    head = Side("head", ROOT)
+    sides = [Side("base", worktree(args.base, args.work_dir / "ab")), head] if args.base else [head]
+    base_side = sides[0]
+    many = LoadShape(args.clients, args.processes, args.warmup, args.duration)
+    one = LoadShape(1, 1, args.warmup, args.duration)
+    results: dict[str, Figure] = {}
+    notes: dict[str, Any] = {}
 
-    checks: list[str] = []
-    for factory in dict.fromkeys(r.index for r in rows):
-        batched = max((r for r in rows if r.index == factory and r.mode.startswith("in-process batched, all")),
-                      key=lambda r: r.qps, default=None)
-        batched16 = max((r for r in rows if r.index == factory and r.mode.startswith("in-process batched, 16")),
-                        key=lambda r: r.qps, default=None)
-        # The server's default FAISS threads are the cores: compare with in-process search on as many.
-        single = find(factory, f"in-process single, {len(os.sched_getaffinity(0))} FAISS thread(s)")
-        off16 = find(factory, "server, batching off", 16)
-        for on16 in (r for r in rows if r.index == factory and r.mode.startswith("server, batching on") and r.clients == 16):
-            if batched and batched16 and off16:
-                checks.append(
-                    f"{factory}, 16 clients, {on16.mode.removeprefix('server, ')}: {on16.qps:.0f} QPS = "
-                    f"{on16.qps / batched.qps:.2f} x in-process batched ({batched.qps:.0f} QPS, all rows in one call; "
-                    f"target >= 0.5), {on16.qps / batched16.qps:.2f} x in-process at 16 rows per call ({batched16.qps:.0f} QPS), "
-                    f"{on16.qps / off16.qps:.1f} x batching off ({off16.qps:.0f} QPS; target >= 5)"
-                )
-        for mode in ("server, batching on", "server, batching off"):
-            one = find(factory, mode, 1)
-            if single and one:
-                checks.append(
-                    f"{factory}, 1 client, {mode.split(', ')[1]}: p50 round trip {one.p50_ms:.2f} ms vs in-process single "
-                    f"{single.p50_ms:.2f} ms: overhead {one.p50_ms - single.p50_ms:.2f} ms (target < 1 ms for HNSW)"
-                )
-    notes = [
-        "the load generator (this process, one thread and one channel per client) and the server (a subprocess, default "
-        "thread sizing) share the same cores, so every server figure includes client CPU time competing with the server",
-        "in-process batched = one KNNModel.classify() over the first "
-        f"{args.batched_rows} test rows (median of {args.repeats}); in-process single = classify() of one row per call, "
-        f"{args.single_rows} calls; measured in this process while no server runs; the overhead figures compare with "
-        "in-process single at the server's default FAISS threads (one per core: FAISS spreads even one exact query "
-        "over threads)",
-        f"both bundles store float32 vectors (storage='float32'); FAISS BLAS threshold {DEFAULT_BLAS_THRESHOLD} rows "
-        "in the server and in-process (FAISS 1.15's default, 128000, never uses BLAS for small batches)",
-        "server thread sizing (defaults on 2 cores): batching on = one search at a time per model (on the batching "
-        "thread, or inline on the caller's worker when the batcher is idle) with 2 FAISS threads, 64 gRPC workers, "
-        "max 256 rows, adaptive wait (at most 1/4 of the last search, capped at 10 ms); batching off = 2 gRPC "
-        "workers with 1 FAISS thread each; the '--faiss-threads 1' rows leave one core to the gRPC workers",
-    ]
-    notes.append(
-        "gRPC floor on this machine: a grpc.health.v1 Check (tiny messages, same interceptors) round trip: "
-        + "; ".join(floors)
-    )
-    command = "flock /work/bench.lock .venv/bin/python benchmarks/bench_service.py " + " ".join(sys.argv[1:])
-    text = render(rows, command.strip(), notes, checks)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    print(text)
+    def figure(name: str) -> Figure:
+        return results.setdefault(name, Figure())
+
+    if "cpu" in args.sections:
+        digits = load_dataset("digits", download=False).x_test
+        bundle = ensure_bundle(args.work_dir, "digits", "HNSW32", base_side)
+        for _ in range(args.rounds):
+            with bare_health_server(workers=max(64, 8 * usable_cores())) as (process, target):
+                measure(process.pid, target, digits, health_kind(args.clients), many, figure("cpu: bare grpcio health Check"))
+            for side in alternate(sides, 1):
+                with knnserve(side, bundle) as (process, target):
+                    measure(process.pid, target, digits, health_kind(args.clients), many, figure(f"cpu {side.name}: knnserve health Check"))
+                    measure(process.pid, target, digits, classify_kind(args.clients), many, figure(f"cpu {side.name}: Classify, batching on"))
+                with knnserve(side, bundle, "--no-batching") as (process, target):
+                    measure(process.pid, target, digits, classify_kind(args.clients), many, figure(f"cpu {side.name}: Classify, batching off"))
+            print({k: round(v.median("cpu_ms"), 3) for k, v in results.items() if k.startswith("cpu")}, flush=True)
+
+    fashion = load_dataset("fashion-mnist", download=False).x_test if {"hnsw", "latency", "flat", "workers"} & set(args.sections) else None
+    if "hnsw" in args.sections or "latency" in args.sections:
+        bundle = ensure_bundle(args.work_dir, "fashion-mnist", "HNSW32", base_side)
+        notes["in-process one-row HNSW32 classify p50 ms"] = in_process_p50_ms(bundle, fashion, 1, 500)[0]
+        for side in alternate(sides, args.rounds):
+            with knnserve(side, bundle) as (process, target):
+                if "hnsw" in args.sections:
+                    measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"hnsw {side.name}: {args.clients} clients"))
+                if "latency" in args.sections:
+                    measure(process.pid, target, fashion, classify_kind(1), one, figure(f"latency {side.name}: 1 client"))
+            print({k: round(v.median("rps"), 1) for k, v in results.items()}, flush=True)
+
+    if "flat" in args.sections:
+        bundle = ensure_bundle(args.work_dir, "fashion-mnist", "Flat", base_side)
+        notes["in-process Flat classify, 16 rows per call: rows/s"] = in_process_p50_ms(bundle, fashion, 16, 60)[1]
+        for side in alternate(sides, args.rounds):
+            with knnserve(side, bundle) as (process, target):
+                measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"flat {side.name}: {args.clients} clients"))
+            print({k: round(v.median("rps"), 1) for k, v in results.items() if k.startswith("flat")}, flush=True)
+
+    if "workers" in args.sections:
+        bundle = ensure_bundle(args.work_dir, "fashion-mnist", "Flat", base_side)
+        for _ in range(args.rounds):
+            for workers in (1, 2):
+                with knnserve(head, bundle, "--workers", str(workers)) as (process, target):
+                    before = memory_mb(process.pid)
+                    measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"workers {workers}: {args.clients} clients"))
+                    after = memory_mb(process.pid)
+                    notes.setdefault(f"workers {workers}: memory MB (RSS sum, PSS sum) idle -> after load", []).append(
+                        [round(v, 1) for v in (*before, *after)])
+
+    stamp = datetime.now(timezone.utc)
+    report = render(args, results, notes, stamp, f"{cpu_model()}, {usable_cores()} cores")
+    print(report)
+    out = args.out or ROOT / "benchmarks" / "results" / f"service-{stamp:%Y-%m-%d}.md"
+    out.write_text(report)
+    out.with_suffix(".json").write_text(json.dumps({"figures": {k: v.__dict__ for k, v in results.items()}, "notes": notes}, indent=2) + "\n")
     return 0
+
+
+def render(args: argparse.Namespace, results: dict[str, Figure], notes: dict[str, Any], stamp: datetime, machine: str) -> str:
+    lines = [
+        f"# Serving overhead ({stamp:%Y-%m-%d})",
+        "",
+        f"- command: `flock /work/bench.lock .venv/bin/python benchmarks/bench_service.py {' '.join(sys.argv[1:])}`",
+        f"- machine: {machine}, shared by the server and the load processes; {stamp:%Y-%m-%d %H:%M} UTC; load average "
+        f"at the end {'/'.join(f'{v:.2f}' for v in os.getloadavg())}",
+        f"- load: loadgen.py, {args.clients} one-row clients in {args.processes} processes (or 1 client), {args.warmup:g} s "
+        f"warm-up + {args.duration:g} s measured, {args.rounds} round(s) per configuration, medians; Classify with top_n=0",
+        "- server CPU per request: utime + stime of the server's processes over the window / requests completed in it",
+        "",
+        "| configuration | requests/s | p50 ms | p99 ms | server CPU ms / request | rounds (requests/s) | failures |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for name, fig in results.items():
+        lines.append(f"| {name} | {fig.median('rps'):.1f} | {fig.median('p50_ms'):.2f} | {fig.median('p99_ms'):.2f} | "
+                     f"{fig.median('cpu_ms'):.3f} | {', '.join(f'{r:.0f}' for r in fig.rps)} | {fig.failures or 'none'} |")
+    lines += ["", "## Targets", ""]
+    lines += targets(results, notes, args)
+    lines += ["", "## Notes", ""] + [f"- {k}: {json.dumps(v)}" for k, v in notes.items()] + [""]
+    return "\n".join(lines)
+
+
+def targets(results: dict[str, Figure], notes: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    out = []
+
+    def get(name: str) -> Figure | None:
+        return results.get(name)
+
+    bare = get("cpu: bare grpcio health Check")
+    for side in ("base", "head"):
+        classify = get(f"cpu {side}: Classify, batching on")
+        if bare and classify:
+            out.append(f"- server CPU per one-row Classify (digits HNSW, batching on) / bare grpcio health Check, {side}: "
+                       f"{classify.median('cpu_ms'):.3f} / {bare.median('cpu_ms'):.3f} ms = **{classify.median('cpu_ms') / bare.median('cpu_ms'):.2f}x** (target <= 2x)")
+        off = get(f"cpu {side}: Classify, batching off")
+        if bare and off:
+            out.append(f"- the same, batching off, {side}: {off.median('cpu_ms') / bare.median('cpu_ms'):.2f}x")
+    base, head = get(f"hnsw base: {args.clients} clients"), get(f"hnsw head: {args.clients} clients")
+    if head:
+        line = f"- HNSW32, {args.clients} one-row clients: head {head.median('rps'):.0f} requests/s"
+        if base:
+            line += f", base {base.median('rps'):.0f}: **{head.median('rps') / base.median('rps'):.2f}x** (target >= 2x)"
+        out.append(line)
+    key = "in-process one-row HNSW32 classify p50 ms"
+    for side in ("base", "head"):
+        latency = get(f"latency {side}: 1 client")
+        if latency and key in notes:
+            out.append(f"- unary HNSW32 round trip p50 minus in-process one-row classify p50, {side}: {latency.median('p50_ms'):.3f} - "
+                       f"{notes[key]:.3f} = **{latency.median('p50_ms') - notes[key]:.3f} ms** (target < 0.5 ms)")
+    key = "in-process Flat classify, 16 rows per call: rows/s"
+    for side in ("base", "head"):
+        flat = get(f"flat {side}: {args.clients} clients")
+        if flat and key in notes:
+            out.append(f"- Flat, {args.clients} one-row clients / in-process 16 rows per call, {side}: {flat.median('rps'):.0f} / "
+                       f"{notes[key]:.0f} = **{flat.median('rps') / notes[key]:.2f}x** (target >= 0.8x)")
+    one, two = notes.get("workers 1: memory MB (RSS sum, PSS sum) idle -> after load"), notes.get("workers 2: memory MB (RSS sum, PSS sum) idle -> after load")
+    if one and two:
+        pss1 = statistics.median(r[3] for r in one)
+        pss2 = statistics.median(r[3] for r in two)
+        rss1 = statistics.median(r[2] for r in one)
+        rss2 = statistics.median(r[2] for r in two)
+        out.append(f"- --workers 2 / --workers 1 memory after load, Flat Fashion-MNIST: PSS {pss2:.0f} / {pss1:.0f} MB = "
+                   f"**{pss2 / pss1:.2f}x** (target <= 1.3x); RSS summed {rss2:.0f} / {rss1:.0f} MB = {rss2 / rss1:.2f}x "
+                   "(counts each shared page once per process)")
+    w1, w2 = get(f"workers 1: {args.clients} clients"), get(f"workers 2: {args.clients} clients")
+    if w1 and w2:
+        out.append(f"- --workers 2 / --workers 1 throughput, Flat, {args.clients} clients: {w2.median('rps') / w1.median('rps'):.2f}x")
+    return out
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Kind:
-    """``clients`` threads sending Classify requests with these options (``method="search"`` for Search),
-    or, with ``protocol="v2"``, ModelInfer requests through tritonclient."""
+    """``clients`` threads sending Classify requests with these options (``method="search"`` for Search,
+    ``method="health"`` for a grpc.health.v1 Check of service ``model``), or, with ``protocol="v2"``,
+    ModelInfer requests through tritonclient."""
 
     name: str
     clients: int
@@ -63,6 +64,10 @@ def _v1_caller(target: str, model: str, kind: Kind) -> Iterator[Callable[[np.nda
     from knnserve_client import Client, KnnServeClientError
     from knnserve_client.channel import RetryPolicy
 
+    if kind.method == "health":
+        with _health_caller(target, model) as call:
+            yield call
+        return
     with Client(target, timeout=120, retry=RetryPolicy(max_attempts=1)) as client:
         client.limits()
         method = client.search if kind.method == "search" else client.classify
@@ -73,6 +78,26 @@ def _v1_caller(target: str, model: str, kind: Kind) -> Iterator[Callable[[np.nda
                 return "OK"
             except KnnServeClientError as error:
                 return error.code.name
+
+        yield call
+
+
+@contextmanager
+def _health_caller(target: str, service: str) -> Iterator[Callable[[np.ndarray], str]]:
+    """A grpc.health.v1 Check per call (the rows are ignored): the cost of a call that does no work."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        request = health_pb2.HealthCheckRequest(service=service)
+
+        def call(rows: np.ndarray) -> str:
+            try:
+                stub.Check(request, timeout=120)
+                return "OK"
+            except grpc.RpcError as error:
+                return error.code().name
 
         yield call
 
@@ -143,6 +168,13 @@ def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]
 def run_load(target: str, x: np.ndarray, kinds: list[Kind], *, model: str, warmup: float, duration: float,
              processes: int = 4) -> dict[str, KindReport]:
     """Run the kinds of clients spread over ``processes`` processes; the window is [warm-up end, + duration]."""
+    return run_load_probed(target, x, kinds, model=model, warmup=warmup, duration=duration, processes=processes)[0]
+
+
+def run_load_probed(target: str, x: np.ndarray, kinds: list[Kind], *, model: str, warmup: float, duration: float,
+                    processes: int = 4, probe: Callable[[], Any] | None = None) -> tuple[dict[str, KindReport], tuple[Any, Any]]:
+    """:func:`run_load`, and ``probe()`` called at the start and at the end of the window (e.g. the
+    server's CPU time), from a thread of this process: returns (reports, (probe at start, probe at end))."""
     clients = [(kind, n) for kind in kinds for n in range(kind.clients)]
     shares = [clients[p::processes] for p in range(processes)]
     context = mp.get_context("spawn")  # a clean interpreter: no faiss, no server state
@@ -150,6 +182,15 @@ def run_load(target: str, x: np.ndarray, kinds: list[Kind], *, model: str, warmu
     start_at = time.time() + 3.0  # every process connected before the clock starts
     begin = start_at + warmup
     end = begin + duration
+    probed: list[Any] = [None, None]
+
+    def probe_window() -> None:
+        for slot, at in enumerate((begin, end)):
+            time.sleep(max(0.0, at - time.time()))
+            probed[slot] = probe() if probe is not None else None
+
+    prober = threading.Thread(target=probe_window, daemon=True)
+    prober.start()
     workers = [context.Process(target=_worker, args=(target, x, model, share, start_at, begin, end, queue))
                for share in shares if share]
     for worker in workers:
@@ -163,7 +204,8 @@ def run_load(target: str, x: np.ndarray, kinds: list[Kind], *, model: str, warmu
             report.failures.update(failures)
     for worker in workers:
         worker.join(60)
-    return reports
+    prober.join(10)
+    return reports, (probed[0], probed[1])
 
 
-__all__ = ["Kind", "KindReport", "run_load"]
+__all__ = ["Kind", "KindReport", "run_load", "run_load_probed"]

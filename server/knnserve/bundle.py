@@ -278,13 +278,16 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
             raise BundleError(f"{file_path}: sha256 does not match the manifest; the bundle is corrupt")
 
 
-def load_bundle(path: str | Path) -> LoadedBundle:
-    """Load a bundle, verifying schema version, checksums, and index/labels/manifest dimensions."""
+def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
+    """Load a bundle, verifying schema version, checksums, and index/labels/manifest dimensions.
+
+    ``mmap``: map the index file instead of reading it into memory (``backend.read_index``).
+    """
     folder = Path(path)
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     try:
-        index = backend.read_index(folder / INDEX_FILE)
+        index = backend.read_index(folder / INDEX_FILE, mmap=mmap)
     except ValueError as exc:
         raise BundleError(f"{folder / INDEX_FILE}: {exc}") from exc
     try:

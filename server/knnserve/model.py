@@ -21,6 +21,9 @@ from knnserve.vote import neighbor_labels, vote
 from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH
 from knnserve_client.wire.query import KnnQuery
 
+# Distinct queries remembered by KNNModel.resolve before it starts over.
+RESOLVED_CACHE_SIZE = 1024
+
 INPUT_DTYPES = ("uint8", "float32")
 KNN_PREPROCESS_ARRAYS = "knn_preprocess"
 LINEAR_ARRAYS = "linear"
@@ -98,6 +101,7 @@ class KNNModel:
         self.manifest = manifest
         self.preprocessor = preprocessor
         self.linear = linear  # a fitted knnserve.linear.LinearClassifier, or None
+        self._resolved: dict[tuple[KnnQuery, int, KnnQuery], KnnQuery] = {}
 
     # -- construction -------------------------------------------------------------------------
 
@@ -172,9 +176,9 @@ class KNNModel:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> KNNModel:
-        """Load and verify a bundle folder."""
-        bundle = load_bundle(path)
+    def load(cls, path: str | Path, *, mmap: bool = False) -> KNNModel:
+        """Load and verify a bundle folder (``mmap``: map its index file, shared between processes)."""
+        bundle = load_bundle(path, mmap=mmap)
         manifest = bundle.manifest
         preprocessor = linear = None
         try:
@@ -304,7 +308,16 @@ class KNNModel:
 
     def resolve(self, query: KnnQuery | None = None, *, max_ef_search: int = DEFAULT_MAX_EF_SEARCH) -> KnnQuery:
         """The query with this model's defaults filled in, checked against its index (ef_search capped)."""
-        return resolve_query(query or KnnQuery(), self.defaults, self.bounds(max_ef_search))
+        query = query or KnnQuery()
+        key = (query, max_ef_search, self.defaults)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            # Served requests repeat a handful of queries; remember them (bounded), errors are never stored.
+            resolved = resolve_query(query, self.defaults, self.bounds(max_ef_search))
+            if len(self._resolved) >= RESOLVED_CACHE_SIZE:
+                self._resolved.clear()
+            self._resolved[key] = resolved
+        return resolved
 
     def prepare(self, x: np.ndarray, *, field: str = "x") -> np.ndarray:
         """Validate a batch (n, *input_shape) or (n, dim) and return it as float32 rows (n, dim).

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from knnserve_client.wire.enums import DTYPES, HEADS, TIE_BREAKS, WEIGHTS
-from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.query import KnnQuery, query_fields
 from knnserve_client.wire.tensors import from_tensor, to_tensor
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 
@@ -41,17 +41,32 @@ def query_into(message: Any, query: KnnQuery) -> Any:
     return message
 
 
+# Message descriptor -> its KnnQuery fields as (name, has presence, enum mapping or None), worked out
+# once per message type: this runs on every request.
+_QUERY_LAYOUTS: dict[Any, tuple[tuple[str, bool, Any], ...]] = {}
+
+
+def _query_layout(descriptor: Any) -> tuple[tuple[str, bool, Any], ...]:
+    layout = _QUERY_LAYOUTS.get(descriptor)
+    if layout is None:
+        names = query_fields()
+        layout = tuple((name, field.has_presence, _QUERY_ENUMS.get(name))
+                       for name, field in descriptor.fields_by_name.items() if name in names)
+        _QUERY_LAYOUTS[descriptor] = layout
+    return layout
+
+
 def query_from(message: Any) -> KnnQuery:
     """The KnnQuery a message carries (enum 0 and unset optional fields are "unset")."""
     values: dict[str, Any] = {}
-    for name, field in message.DESCRIPTOR.fields_by_name.items():
-        value = optional_field(message, name)
-        if name in _QUERY_ENUMS:
-            value = _QUERY_ENUMS[name].from_wire(value)
-        elif name == "k" and value == 0 and not field.has_presence:
+    for name, presence, enum in _query_layout(message.DESCRIPTOR):
+        value = None if presence and not message.HasField(name) else getattr(message, name)
+        if enum is not None:
+            value = enum.from_wire(value)
+        elif name == "k" and value == 0 and not presence:
             value = None  # a plain uint32 k (EffectiveParams, ModelDefaults) is 0 only when unset
         values[name] = value
-    return KnnQuery(**{name: value for name, value in values.items() if name in KnnQuery.__dataclass_fields__})
+    return KnnQuery(**values)
 
 
 def _array(tensor: Any, field: str) -> np.ndarray:
@@ -63,10 +78,15 @@ class _Tensors:
     """Base of the types whose fields are all tensors of one message: encoded, decoded and joined field by field."""
 
     PROTO: Any  # the message type
+    FIELDS: tuple[str, ...]  # the dataclass's fields, in order
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.FIELDS = tuple(cls.__annotations__)  # its dataclass fields: PROTO is assigned, not annotated
 
     def to_proto(self) -> Any:
         """The message."""
-        return self.PROTO(**{f.name: to_tensor(getattr(self, f.name)) for f in fields(self)})  # type: ignore[arg-type]
+        return self.PROTO(**{name: to_tensor(getattr(self, name)) for name in self.FIELDS})
 
     @classmethod
     def from_proto(cls, message: Any, field: str) -> Any:
@@ -129,13 +149,12 @@ class ClassifyResult:
 
     def to_proto(self) -> pb.ClassifyResponse:
         """The ClassifyResponse message."""
-        response = pb.ClassifyResponse(model=self.model, version=self.version, tag=self.tag)
-        if self.knn is not None:
-            response.knn.CopyFrom(self.knn.to_proto())
-        if self.linear is not None:
-            response.linear.CopyFrom(self.linear.to_proto())
-        if self.neighbors is not None:
-            response.neighbors.CopyFrom(self.neighbors.to_proto())
+        response = pb.ClassifyResponse(
+            model=self.model, version=self.version, tag=self.tag,
+            knn=self.knn.to_proto() if self.knn is not None else None,
+            linear=self.linear.to_proto() if self.linear is not None else None,
+            neighbors=self.neighbors.to_proto() if self.neighbors is not None else None,
+        )
         if self.params is not None:
             query_into(response.params, self.params)
         return response

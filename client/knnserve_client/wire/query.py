@@ -90,16 +90,19 @@ class KnnQuery:
 
     def items(self) -> list[tuple[str, Any]]:
         """(field, value) pairs in declaration order, unset ones included."""
-        return [(field.name, getattr(self, field.name)) for field in dataclasses.fields(self)]
+        return [(name, getattr(self, name)) for name in _FIELD_NAMES]
 
     def set_fields(self) -> dict[str, Any]:
         """The fields that are set, as a plain dict."""
         return {name: value for name, value in self.items() if value is not None}
 
 
+_FIELD_NAMES = tuple(field.name for field in dataclasses.fields(KnnQuery))
+
+
 def query_fields() -> tuple[str, ...]:
     """Names of the KnnQuery fields, in order (the proto messages that carry a query must have each)."""
-    return tuple(field.name for field in dataclasses.fields(KnnQuery))
+    return _FIELD_NAMES
 
 
 __all__ = ["DEFAULT_TOP_N", "HEADS", "MAX_OPTION_VALUE", "TIE_BREAKS", "WEIGHTS", "KnnQuery", "query_fields"]

@@ -31,21 +31,26 @@ def dtype_name(wire_dtype: int) -> str:
         return str(wire_dtype)
 
 
+_WIRE_BY_KIND: dict[tuple[str, int], int] = {(d.kind, d.itemsize): wire for wire, d in WIRE_DTYPES.items()}
+
+
 def wire_dtype_of(dtype: np.dtype) -> int:
     """The wire dtype of a numpy dtype of any byte order; raises InvalidInputError for others."""
     dtype = np.dtype(dtype)
-    for wire, candidate in WIRE_DTYPES.items():
-        if dtype.kind == candidate.kind and dtype.itemsize == candidate.itemsize:
-            return wire
-    raise InvalidInputError("dtype", "uint8, float32, int32 or int64", str(dtype))
+    wire = _WIRE_BY_KIND.get((dtype.kind, dtype.itemsize))
+    if wire is None:
+        raise InvalidInputError("dtype", "uint8, float32, int32 or int64", str(dtype))
+    return wire
 
 
 def to_tensor(array: np.ndarray) -> tensor_pb2.Tensor:
     """Encode an array as a Tensor (little-endian, row-major); the array itself is not modified."""
     array = np.asarray(array)
     wire = wire_dtype_of(array.dtype)
-    data = np.ascontiguousarray(array, dtype=WIRE_DTYPES[wire]).tobytes()
-    return tensor_pb2.Tensor(dtype=wire, shape=array.shape, data=data)
+    target = WIRE_DTYPES[wire]
+    if array.dtype != target or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array, dtype=target)
+    return tensor_pb2.Tensor(dtype=wire, shape=array.shape, data=array.tobytes())
 
 
 def tensor_nbytes(shape: tuple[int, ...], wire_dtype: int) -> int:

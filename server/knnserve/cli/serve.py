@@ -78,6 +78,7 @@ def run_serve(args: argparse.Namespace) -> int:
             max_wait_us=args.batch_max_wait_us,
             adaptive=not args.no_adaptive_wait,
             wait_fraction=args.batch_wait_fraction,
+            unbatched_below_us=args.batch_unbatched_below_us,
         ),
         threads=ThreadConfig(faiss_threads=args.faiss_threads, grpc_workers=args.grpc_workers),
         reflection=not args.no_reflection,
@@ -88,8 +89,14 @@ def run_serve(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host,
         grace_s=args.grace,
         drain_s=args.drain,
+        mmap=not args.no_mmap,
+        workers=args.workers,
     )
     configure_logging(args.log_level, json_lines=args.log_format == "json")
+    if config.workers > 1:
+        from knnserve.service.workers import WorkerSupervisor
+
+        return WorkerSupervisor(config, log_level=args.log_level, json_lines=args.log_format == "json").run()
     KnnServer(config).run()
     return 0
 
@@ -131,6 +138,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"longest wait for company, microseconds (default: {BatchConfig.max_wait_us})")
     parser.add_argument("--batch-wait-fraction", type=Ranged(float, 0.0, 10.0), default=BatchConfig.wait_fraction,
                         help=f"adaptive wait: at most this share of the last search's time (default: {BatchConfig.wait_fraction})")
+    parser.add_argument("--batch-unbatched-below-us", type=Ranged(int, 0), default=BatchConfig.unbatched_below_us,
+                        help="adaptive mode: searches expected to take less than this many microseconds run at once on "
+                             "the caller's thread, unbatched (a hand-off costs more than they could save; 0 = off; "
+                             f"default: {BatchConfig.unbatched_below_us})")
     parser.add_argument("--no-adaptive-wait", action="store_true", help="always wait max-wait, even without concurrent load")
     parser.add_argument("--faiss-threads", type=POSITIVE, default=None, help="OpenMP threads per search (default: sized to the cores)")
     parser.add_argument("--grpc-workers", type=POSITIVE, default=None, help="gRPC worker threads (default: sized to the cores)")
@@ -145,6 +156,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "(default: $KNNSERVE_METRICS_PORT, else off)")
     parser.add_argument("--metrics-host", default=None,
                         help="address of the metrics endpoint (default: $KNNSERVE_METRICS_HOST or 127.0.0.1)")
+    parser.add_argument("--workers", type=POSITIVE, default=1,
+                        help="server processes on the port (SO_REUSEPORT), each with its share of the cores; they "
+                             "map the index files, so one copy of an index serves them all (default: 1)")
+    parser.add_argument("--no-mmap", action="store_true",
+                        help="read index files into each process's memory instead of mapping them")
     parser.add_argument("--drain", type=SECONDS, default=2.0,
                         help="after SIGTERM, seconds of health NOT_SERVING while calls are still accepted, so load "
                              "balancers stop routing here first (default: 2)")

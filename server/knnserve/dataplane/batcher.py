@@ -21,7 +21,10 @@ load it takes two shortcuts: when the previous batch held one request it does no
 and when the batcher is also idle with an empty queue a new request is searched at once on its
 caller's thread (no hand-off to the batching thread: measured here, that hand-off cost about
 0.35 ms of a 1-row HNSW call). Searches never overlap: requests arriving meanwhile queue up and
-form the next batch.
+form the next batch. One exception, in adaptive mode: when a request searched alone costs less than
+``unbatched_below_us`` (a small HNSW index answers in tens of microseconds), merging can save less
+than the hand-off to the batching thread costs, so such requests are searched at once on their
+callers' threads, side by side.
 """
 
 from __future__ import annotations
@@ -131,9 +134,13 @@ class DynamicBatcher:
         self._cond = threading.Condition()
         self._closed = False
         self._busy = False  # a search (batch or inline) is running; they never overlap
+        self._large_waiting = 0  # large-lane searches waiting for the batch lane to fall idle
         self._last_batch_requests = 0
         self._last_search_s = 0.0
         self._free_since = 0.0
+        # Seconds per row of recent searches of one request alone (moving average; None until the
+        # first): decides which requests are too cheap to batch (BatchConfig.unbatched_below_us).
+        self._row_cost_s: float | None = None
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -142,6 +149,9 @@ class DynamicBatcher:
         item = _Pending(rows=rows, query=query, key=key, deadline=deadline)
         if rows.shape[0] * (query.k or 0) > self._config.max_neighbors:
             return self._submit_large(item)
+        if self._too_cheap_to_batch(rows.shape[0]):
+            self._search_unbatched(item)
+            return item.future
         with self._cond:
             if self._closed:
                 inline = None
@@ -161,8 +171,43 @@ class DynamicBatcher:
             with self._cond:
                 self._busy = False
                 self._last_batch_requests = 1
-                self._cond.notify_all()
+                self._wake_if_waited_for()
         return inline.future
+
+    def _too_cheap_to_batch(self, rows: int) -> bool:
+        """Adaptive mode: the model's searches cost less per request than handing them over would."""
+        cost = self._row_cost_s
+        limit = self._config.unbatched_below_us
+        return (self._config.adaptive and limit > 0 and cost is not None and not self._closed
+                and cost * rows * 1e6 < limit)
+
+    def _search_unbatched(self, item: _Pending) -> None:
+        """Search ``item`` now on the caller's thread, beside whatever else runs (no lane, no merge)."""
+        item.future.set_running_or_notify_cancel()
+        try:
+            _check_deadline(item.deadline)
+            if self._observer is not None:
+                self._observer.observe_batch(self._name, item.rows.shape[0], 1)
+            started = time.monotonic()
+            found = self._search(item.rows, item.query)
+            self._note_cost(time.monotonic() - started, item.rows.shape[0])
+            item.future.set_result(found)
+        except Exception as exc:  # the caller's future carries it to the error mapping
+            item.future.set_exception(exc)
+
+    def _note_cost(self, seconds: float, rows: int) -> None:
+        per_row = seconds / max(rows, 1)
+        previous = self._row_cost_s
+        self._row_cost_s = per_row if previous is None else 0.8 * previous + 0.2 * per_row
+
+    def _wake_if_waited_for(self) -> None:
+        """After a search, under the lock: wake the threads that wait for the lane to be free, if any.
+
+        Waking the batching thread when the queue is empty costs a thread switch for nothing; on a
+        one-row HNSW call that was a third of the server's time.
+        """
+        if self._queue or self._large_waiting or self._closed:
+            self._cond.notify_all()
 
     def _submit_large(self, item: _Pending) -> Future[Found]:
         """Run a request over the batch budget alone, on the large lane (or inline once closed)."""
@@ -180,11 +225,15 @@ class DynamicBatcher:
         """
         deadline = time.monotonic() + LARGE_YIELD_S
         with self._cond:
-            while (self._busy or self._queue) and not self._closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
+            self._large_waiting += 1
+            try:
+                while (self._busy or self._queue) and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            finally:
+                self._large_waiting -= 1
         self._execute([item], lane="large")
 
     def close(self, timeout: float | None = None) -> None:
@@ -209,7 +258,8 @@ class DynamicBatcher:
             finally:
                 with self._cond:
                     self._busy = False
-                    self._cond.notify_all()
+                    if self._large_waiting:
+                        self._cond.notify_all()
 
     def _compatible_rows(self, key: Hashable) -> int:
         return sum(item.rows.shape[0] for item in self._queue if item.key == key)
@@ -288,6 +338,8 @@ class DynamicBatcher:
         if lane == "batch":
             self._free_since = time.monotonic()
             self._last_search_s = self._free_since - started
+        if len(live) == 1:  # what a request costs searched alone
+            self._note_cost(time.monotonic() - started, rows.shape[0])
         start = 0
         for item in live:
             stop = start + item.rows.shape[0]

@@ -47,6 +47,9 @@ def batch_key(model: KNNModel, query: KnnQuery) -> Hashable:
 
 def top_classes(scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
     """The top_n classes per row by score, best first (equal scores: lower class index first)."""
+    if top_n == 0:
+        rows = scores.shape[0]
+        return np.empty((rows, 0), np.int32), np.empty((rows, 0), np.float32)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top_n]
     return order.astype(np.int32), np.take_along_axis(scores, order, axis=1).astype(np.float32)
 

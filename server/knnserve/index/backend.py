@@ -162,18 +162,39 @@ def flat_index(base: np.ndarray, metric: str) -> Index:
 # -- searching --------------------------------------------------------------------------------------
 
 
+# (wrapped in a pre-transform, nprobe, ef_search) -> SearchParameters. FAISS only reads them, so one
+# object serves every concurrent search with those values; making one costs more than a one-row
+# HNSW search of a small index. Bounded: the effort knobs are capped per request, not per server.
+_PARAMETERS: dict[tuple[bool, int | None, int | None], faiss.SearchParameters | None] = {}
+_PARAMETERS_LIMIT = 4096
+
+
 def search_parameters(index: Index, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters | None:
-    """FAISS ``SearchParameters`` for one call (the index itself is never mutated).
+    """FAISS ``SearchParameters`` for one call (the index itself is never mutated), shared between calls.
 
     The values were validated against the index when the query was resolved.
     """
+    key = (isinstance(index, faiss.IndexPreTransform), nprobe, ef_search)
+    found = _PARAMETERS.get(key, _PARAMETERS)
+    if found is not _PARAMETERS:
+        return found  # type: ignore[return-value]
+    made = _make_parameters(key[0], nprobe, ef_search)
+    if len(_PARAMETERS) >= _PARAMETERS_LIMIT:
+        _PARAMETERS.clear()
+    _PARAMETERS[key] = made
+    return made
+
+
+def _make_parameters(pretransform: bool, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters | None:
     inner: faiss.SearchParameters | None = None
     if nprobe is not None:
         inner = faiss.SearchParametersIVF(nprobe=int(nprobe))
     if ef_search is not None:
         inner = faiss.SearchParametersHNSW(efSearch=int(ef_search))
-    if inner is not None and isinstance(index, faiss.IndexPreTransform):
-        return faiss.SearchParametersPreTransform(index_params=inner)
+    if inner is not None and pretransform:
+        wrapper = faiss.SearchParametersPreTransform(index_params=inner)
+        wrapper.referenced_objects = [inner]  # keep the inner parameters alive as long as the wrapper
+        return wrapper
     return inner
 
 
@@ -197,10 +218,18 @@ def write_index(index: Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
 
-def read_index(path: Path) -> Index:
-    """Read an index file; a file FAISS cannot read raises ValueError with FAISS's message."""
+def read_index(path: Path, *, mmap: bool = False) -> Index:
+    """Read an index file; a file FAISS cannot read raises ValueError with FAISS's message.
+
+    ``mmap``: map the file's vector data (flat codes, HNSW graph and storage, scalar-quantizer codes,
+    inverted lists) read-only instead of copying it into the process (FAISS's IO_FLAG_MMAP_IFC).
+    Processes that map one file share its pages in the page cache: ``knnserve serve --workers N``
+    holds one copy of an index, not N. The file must never change in place while mapped; bundles
+    are only ever replaced by renaming a new folder over the old one.
+    """
+    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
     try:
-        return faiss.read_index(str(path))
+        return faiss.read_index(str(path), flags)
     except RuntimeError as exc:
         raise ValueError(f"FAISS could not read it ({exc})") from exc
 

@@ -75,6 +75,12 @@ class ServeConfig:
     # After SIGTERM: health NOT_SERVING while calls are still accepted, so load balancers and
     # Kubernetes endpoints stop routing here before the listener closes.
     drain_s: float = 2.0
+    # Index files mapped read-only, not copied: processes serving one bundle share its pages.
+    mmap: bool = True
+    # Server processes on the port (service/workers.py); each sizes its threads to its share of the cores.
+    workers: int = 1
+    # SO_REUSEPORT on the listener: only the processes of one --workers server share a port.
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if (self.models_dir is None) == (self.model_dir is None):
@@ -89,6 +95,13 @@ class ServeConfig:
             raise InvalidInputError("grace", "a number of seconds >= 0", self.grace_s)
         if self.drain_s < 0:
             raise InvalidInputError("drain", "a number of seconds >= 0", self.drain_s)
+        if self.workers < 1:
+            raise InvalidInputError("workers", "an integer >= 1", self.workers)
+
+    @property
+    def cores(self) -> int:
+        """The cores one server process sizes its threads to: its share of the usable ones."""
+        return max(1, usable_cores() // self.workers)
 
 
 def read_token(*, token_file: str | Path | None = None, env_var: str | None = None) -> str | None:

@@ -12,7 +12,9 @@ DEADLINE_EXCEEDED at INFO level, without a traceback: it is the caller's choice,
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from knnserve.service.handlers import kind_of, metadata_values, rebuild
+from knnserve.service.handlers import WrappedHandlers, kind_of, metadata_values, rebuild
 from knnserve.service.logs import request_id_var
 from knnserve.service.metrics import ServiceMetrics
 from knnserve_client.wire.errors import InvalidInputError, RequestTooLargeError
@@ -48,6 +50,7 @@ class DecodeInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, max_message_bytes: int) -> None:
         self._limit = max_message_bytes
+        self._wrapped = WrappedHandlers()
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -56,6 +59,9 @@ class DecodeInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler.request_deserializer is None:
             return handler
+        return self._wrapped.get(handler_call_details.method, handler, self._wrap)
+
+    def _wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         decode = handler.request_deserializer
         kind = kind_of(handler)
         behavior = getattr(handler, kind)
@@ -92,6 +98,25 @@ class DecodeInterceptor(grpc.ServerInterceptor):
         return rebuild(handler, stream_request, deserializer=guarded)
 
 
+# Request ids made here: a random per-process prefix and a counter (unique across the processes of
+# a --workers server and across restarts, and far cheaper than a uuid4 per call).
+_ID_PREFIX = uuid.uuid4().hex[:12]
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 hex characters, like a uuid4's)."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):020x}"
+
+
+def _reseed_request_ids() -> None:
+    global _ID_PREFIX, _ID_COUNTER  # noqa: PLW0603 - a forked worker must not repeat its parent's ids
+    _ID_PREFIX, _ID_COUNTER = uuid.uuid4().hex[:12], itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed_request_ids)
+
+
 class _Call:
     """Bookkeeping of one RPC: its request id, timer, and how it ended."""
 
@@ -103,7 +128,7 @@ class _Call:
         self.finished = False
         sent = metadata_values(context, REQUEST_ID_KEY)
         valid = len(sent) == 1 and 0 < len(sent[0]) <= MAX_REQUEST_ID_CHARS and sent[0].isprintable()
-        self.request_id = sent[0] if valid else uuid.uuid4().hex
+        self.request_id = sent[0] if valid else new_request_id()
         self.token = request_id_var.set(self.request_id)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
 
@@ -166,6 +191,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: ServiceMetrics | None = None) -> None:
         self._metrics = metrics
+        self._wrapped = WrappedHandlers()
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -174,7 +200,10 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method.lstrip("/")
+        method = handler_call_details.method
+        return self._wrapped.get(method, handler, lambda inner: self._wrap(method.lstrip("/"), inner))
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         kind = kind_of(handler)
         behavior = getattr(handler, kind)
         metrics = self._metrics

@@ -53,35 +53,42 @@ class ServiceMetrics:
             "knnserve_queue_wait_seconds", "Time a request waited for its batch", ["model"], buckets=WAIT_BUCKETS,
             registry=self.registry,
         )
-        self.models_loaded = Gauge("knnserve_model_versions_loaded", "Model versions being served", registry=self.registry)
+        # Every process of a --workers server serves the same versions: its live maximum is the figure.
+        self.models_loaded = Gauge("knnserve_model_versions_loaded", "Model versions being served", registry=self.registry,
+                                   multiprocess_mode="livemax")
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._http: WSGIServer | None = None
-        self._http_thread: threading.Thread | None = None
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: prometheus_client's lookup takes a lock and builds a
+        tuple on every call, and these run several times per request."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_request(self, method: str, code: str, seconds: float) -> None:
         """Count one finished RPC and its latency."""
-        self.requests.labels(method=method, code=code).inc()
-        self.latency.labels(method=method).observe(seconds)
+        self._child(self.requests, method, code).inc()
+        self._child(self.latency, method).observe(seconds)
 
     def observe_batch(self, model: str, rows: int, requests: int) -> None:
         """One FAISS search of ``rows`` rows merged from ``requests`` requests."""
-        self.batch_rows.labels(model=model).observe(rows)
-        self.batch_requests.labels(model=model).observe(requests)
+        self._child(self.batch_rows, model).observe(rows)
+        self._child(self.batch_requests, model).observe(requests)
 
     def observe_queue_wait(self, model: str, seconds: float) -> None:
         """Time one request waited for its batch."""
-        self.queue_wait.labels(model=model).observe(seconds)
+        self._child(self.queue_wait, model).observe(seconds)
 
     def serve(self, port: int, host: str = "127.0.0.1", *, ready: Callable[[], bool] = lambda: True) -> int:
         """Serve ``/metrics``, ``/livez`` and ``/readyz`` (other paths are 404) over HTTP in a daemon thread.
 
         Returns the bound port (port 0 picks one).
         """
-        server = make_server(host, port, routes(make_wsgi_app(self.registry), ready), ThreadingWSGIServer,
-                             handler_class=_QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
-        thread.start()
-        self._http, self._http_thread = server, thread
-        return int(server.server_port)
+        self._http = serve_http(self.registry, port, host, ready=ready)
+        return int(self._http.server_port)
 
     def stop(self) -> None:
         """Stop the HTTP endpoint, if it runs."""
@@ -89,6 +96,25 @@ class ServiceMetrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+
+
+def serve_http(registry: CollectorRegistry, port: int, host: str, *, ready: Callable[[], bool],
+               live: Callable[[], bool] = lambda: True) -> WSGIServer:
+    """``/metrics`` of ``registry``, ``/livez`` and ``/readyz`` over HTTP in a daemon thread; the bound server."""
+    server = make_server(host, port, routes(make_wsgi_app(registry), ready, live), ThreadingWSGIServer,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
+
+
+def multiprocess_registry(path: str) -> CollectorRegistry:
+    """A registry that reads the metrics every process of a ``--workers`` server writes under ``path``
+    (prometheus_client's multiprocess mode: counters and histograms summed over the processes)."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    return registry
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -103,15 +129,16 @@ def _text(start_response: Callable[..., Any], status: str, body: str) -> Iterabl
     return [body.encode()]
 
 
-def routes(metrics: Callable[..., Iterable[bytes]], ready: Callable[[], bool]) -> Callable[..., Iterable[bytes]]:
-    """A WSGI app: ``/metrics`` (Prometheus), ``/livez`` (200), ``/readyz`` (200 or 503); 404 elsewhere."""
+def routes(metrics: Callable[..., Iterable[bytes]], ready: Callable[[], bool],
+           live: Callable[[], bool] = lambda: True) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app: ``/metrics`` (Prometheus), ``/livez`` and ``/readyz`` (200 or 503); 404 elsewhere."""
 
     def routed(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == METRICS_PATH:
             return metrics(environ, start_response)
         if path == LIVE_PATH:
-            return _text(start_response, "200 OK", "live\n")
+            return _text(start_response, "200 OK", "live\n") if live() else _text(start_response, "503 Service Unavailable", "not live\n")
         if path == READY_PATH:
             return _text(start_response, "200 OK", "ready\n") if ready() else _text(start_response, "503 Service Unavailable", "not ready\n")
         return _text(start_response, "404 Not Found", f"not found; metrics at {METRICS_PATH}, probes at {LIVE_PATH} and {READY_PATH}\n")
@@ -119,4 +146,4 @@ def routes(metrics: Callable[..., Iterable[bytes]], ready: Callable[[], bool]) -
     return routed
 
 
-__all__ = ["LIVE_PATH", "METRICS_PATH", "READY_PATH", "ServiceMetrics", "routes"]
+__all__ = ["LIVE_PATH", "METRICS_PATH", "READY_PATH", "ServiceMetrics", "multiprocess_registry", "routes", "serve_http"]

@@ -12,6 +12,7 @@ Lifecycle (``knnserve serve`` runs :meth:`KnnServer.run`)::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -92,11 +93,15 @@ class KnnServer:
         config: ServeConfig,
         *,
         metrics: ServiceMetrics | None = None,
-        loader: Callable[[Path], KNNModel] = KNNModel.load,
+        loader: Callable[[Path], KNNModel] | None = None,
+        on_ready_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or ServiceMetrics()
-        self.faiss_threads, self.grpc_workers = config.threads.resolve(config.batching.enabled)
+        self.faiss_threads, self.grpc_workers = config.threads.resolve(config.batching.enabled, config.cores)
+        self._on_ready_change = on_ready_change
+        if loader is None:
+            loader = functools.partial(KNNModel.load, mmap=config.mmap)
         threads = self.faiss_threads
         self.registry = ModelRegistry(
             models_dir=config.models_dir,
@@ -140,7 +145,8 @@ class KnnServer:
             options=[
                 ("grpc.max_receive_message_length", RECEIVE_LIMIT_FACTOR * limit),
                 ("grpc.max_send_message_length", -1),  # responses are bounded by max_neighbors_per_request
-                ("grpc.so_reuseport", 0),  # never share a port with another server by accident
+                # Never share a port with another server by accident; a --workers server's processes do.
+                ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
         )
         knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane), server)
@@ -201,14 +207,21 @@ class KnnServer:
             self.health.set(model_health_name(name), NOT_SERVING)
         self._model_names = set(table)
         self.metrics.models_loaded.set(sum(len(versions) for versions in table.values()))
-        status = SERVING if self.ready() else NOT_SERVING
+        ready = self.ready()
+        status = SERVING if ready else NOT_SERVING
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
+        self._tell_ready(ready)
+
+    def _tell_ready(self, ready: bool) -> None:
+        if self._on_ready_change is not None:
+            self._on_ready_change(ready)
 
     def drain(self, seconds: float | None = None) -> None:
         """Health NOT_SERVING everywhere while calls are still accepted, for ``seconds`` (default: drain_s)."""
         self._draining.set()
         self.health.enter_graceful_shutdown()
+        self._tell_ready(False)
         wait = self.config.drain_s if seconds is None else seconds
         if wait > 0:
             log.info("draining: health NOT_SERVING, still accepting calls", extra={"seconds": wait})
@@ -219,6 +232,7 @@ class KnnServer:
         grace = self.config.grace_s if grace is None else grace
         self._draining.set()
         self.health.enter_graceful_shutdown()
+        self._tell_ready(False)
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None

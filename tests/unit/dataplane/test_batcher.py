@@ -167,7 +167,8 @@ def test_lone_caller_is_searched_on_its_own_thread_and_load_goes_to_the_batcher(
         gate.wait(5)
         return np.zeros((rows.shape[0], k), np.float32), np.zeros((rows.shape[0], k), np.int64)
 
-    batcher = DynamicBatcher(search, BatchConfig(max_wait_us=0), name="m")
+    # unbatched_below_us=0: this fake search is instant, which would otherwise never be batched.
+    batcher = DynamicBatcher(search, BatchConfig(max_wait_us=0, unbatched_below_us=0), name="m")
     batcher.submit(rows(1), KnnQuery(k=1), key="a", deadline=None).result(5)
     assert threads == [threading.current_thread().name]  # inline: no hand-off
     gate.clear()
@@ -203,3 +204,37 @@ def test_adaptive_wait_is_a_fraction_of_the_last_search() -> None:
     assert 0.04 <= waited < 0.5, waited
     assert [c[0] for c in index.calls] == [1, 2, 1]
     batcher.close()
+
+
+def test_searches_cheaper_than_a_hand_off_run_unbatched_on_their_callers_threads() -> None:
+    """Adaptive mode: once a lone search is measured below unbatched_below_us, concurrent requests are
+    searched side by side on their own threads; a model whose searches cost more keeps batching."""
+    for delay, expect_batched in ((0.0, False), (0.02, True)):
+        active, overlapped, threads = [0], [False], []
+        lock = threading.Lock()
+
+        def search(rows: np.ndarray, query: KnnQuery, delay: float = delay):  # type: ignore[no-untyped-def]
+            with lock:
+                active[0] += 1
+                overlapped[0] = overlapped[0] or active[0] > 1
+                threads.append(threading.current_thread().name)
+            lone = threads[-1] == "MainThread"  # the first, measured search
+            time.sleep(delay if (lone or delay) else 0.002)
+            with lock:
+                active[0] -= 1
+            k = query.k
+            return np.zeros((rows.shape[0], k), np.float32), np.zeros((rows.shape[0], k), np.int64)
+
+        # 0.002 s of fake work per concurrent search, but the measured lone search (the first call,
+        # on the main thread) took `delay`: 0 -> below the 1000 us threshold, 0.02 s -> above it.
+        batcher = DynamicBatcher(search, BatchConfig(max_wait_us=0, unbatched_below_us=1000), name="m")
+        batcher.submit(rows(1), KnnQuery(k=1), key="a", deadline=None).result(5)
+        workers = [threading.Thread(target=lambda i=i: batcher.submit(rows(i), KnnQuery(k=1), key="a", deadline=None).result(5))
+                   for i in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(5)
+        batcher.close()
+        assert ("batcher-m" in threads) is expect_batched, threads
+        assert overlapped[0] is not expect_batched  # unbatched searches overlap; batched ones never do
