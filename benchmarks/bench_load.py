@@ -38,10 +38,15 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server: the process and its worker processes (--workers), summed."""
+    total = 0.0
+    for member in [pid, *(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
+        try:
+            lines = Path(f"/proc/{member}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
+    return total
 
 
 def ensure_bundle(work: Path, index: str) -> Path:
@@ -54,12 +59,12 @@ def ensure_bundle(work: Path, index: str) -> Path:
     return path
 
 
-def start_server(bundle: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(bundle: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     from knnserve_client import Client
 
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "knnserve.cli", "serve", "--model", str(bundle), "--port", str(port),
-                                "--log-level", "WARNING"], stderr=subprocess.DEVNULL)
+                                "--log-level", "WARNING", *extra], stderr=subprocess.DEVNULL)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     with Client(target, timeout=5) as client:
@@ -92,6 +97,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (knnserve serve --workers)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/knnserve-bench-load"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -101,7 +107,7 @@ def main() -> int:
 
     x = load_dataset("fashion-mnist", download=False).x_test
     bundle = ensure_bundle(args.work_dir, args.index)
-    process, target = start_server(bundle)
+    process, target = start_server(bundle, "--workers", str(args.workers))
     abuse_name = ",".join(f"{k}={v}" for k, v in args.abuse.items())
     phases = {
         "without": [Kind("normal", args.clients, {"top_n": 0})],
@@ -128,7 +134,8 @@ def main() -> int:
         f"- command: `flock /work/bench.lock .venv/bin/python benchmarks/bench_load.py {' '.join(sys.argv[1:])}`",
         f"- machine: {cpu_model()}, {usable_cores()} cores, shared by the server and the load processes; date "
         f"{stamp:%Y-%m-%d %H:%M} UTC; load average at the end {'/'.join(f'{v:.2f}' for v in os.getloadavg())}",
-        f"- server: `knnserve serve --model` a Fashion-MNIST bundle (60k raw pixels, index {args.index}, k=5), default settings",
+        f"- server: `knnserve serve --model --workers {args.workers}` a Fashion-MNIST bundle (60k raw pixels, index "
+        f"{args.index}, k=5), default settings otherwise",
         f"- load: {args.clients} one-row Classify clients ({args.processes} processes, a Client per thread, no retries), "
         f"{args.warmup:g} s warm-up then {args.duration:g} s measured per phase; phase 'with': one client replaced by the "
         f"abusive one ({abuse_name})",
@@ -150,7 +157,8 @@ def main() -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    out = args.out or ROOT / "benchmarks" / "results" / f"load-{args.index}-{stamp:%Y-%m-%d}.md"
+    suffix = f"-workers{args.workers}" if args.workers > 1 else ""
+    out = args.out or ROOT / "benchmarks" / "results" / f"load-{args.index}{suffix}-{stamp:%Y-%m-%d}.md"
     out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps(
         {phase: {name: {"completed": r.completed, "p50_ms": r.percentile_ms(50), "p99_ms": r.percentile_ms(99),

@@ -257,15 +257,28 @@ class KnnServer:
         else:
             self.request_stop()
 
-    def run(self, *, on_ready: Callable[[KnnServer], None] | None = None, poll_s: float = 0.1) -> None:
-        """start(), load_models(), then serve until SIGTERM/SIGINT (SIGHUP reloads); then drain() and stop()."""
+    def run(self, *, on_ready: Callable[[KnnServer], None] | None = None, poll_s: float = 0.1,
+            load_first: bool = False) -> None:
+        """start(), load_models(), then serve until SIGTERM/SIGINT (SIGHUP reloads); then drain() and stop().
+
+        ``load_first``: load the models before binding the port, so no connection reaches this
+        process before it can answer (the workers of a --workers server share a port: a worker
+        that is still loading would otherwise get its share of new connections and answer them
+        UNAVAILABLE).
+        """
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
         started = False
         try:
-            self.start()
-            started = True
-            self.load_models()
+            if load_first:
+                self.load_models()
+                self.start()
+                started = True
+                self._update_health()
+            else:
+                self.start()
+                started = True
+                self.load_models()
             if on_ready is not None:
                 on_ready(self)
             while not self._stop_requested:

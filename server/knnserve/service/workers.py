@@ -70,7 +70,7 @@ def _worker_main(config: ServeConfig, number: int, ready: Any, log_level: str, j
         ready[number] = 1 if ok else 0
 
     try:
-        KnnServer(config, on_ready_change=tell).run()
+        KnnServer(config, on_ready_change=tell).run(load_first=True)
     except Exception as exc:  # reported to the supervisor through the exit status
         log.error("worker %d failed: %s", number, exc, exc_info=exc)
         os._exit(2)
