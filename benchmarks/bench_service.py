@@ -306,12 +306,19 @@ def main() -> int:
     if "hnsw" in args.sections or "latency" in args.sections:
         bundle = ensure_bundle(args.work_dir, "fashion-mnist", "HNSW32", base_side)
         notes["in-process one-row HNSW32 classify p50 ms"] = in_process_p50_ms(bundle, fashion, 1, 500)[0]
-        for side in alternate(sides, args.rounds):
+        for round_number, side in enumerate(alternate(sides, args.rounds)):
             with knnserve(side, bundle) as (process, target):
                 if "hnsw" in args.sections:
                     measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"hnsw {side.name}: {args.clients} clients"))
                 if "latency" in args.sections:
                     measure(process.pid, target, fashion, classify_kind(1), one, figure(f"latency {side.name}: 1 client"))
+            if side is head and "hnsw" in args.sections:
+                with knnserve(head, bundle, "--workers", "2") as (process, target):
+                    measure(process.pid, target, fashion, classify_kind(args.clients), many,
+                            figure(f"hnsw head --workers 2: {args.clients} clients"))
+            if "latency" in args.sections and round_number % len(sides) == 0:
+                with bare_health_server(workers=max(64, 8 * usable_cores())) as (process, target):
+                    measure(process.pid, target, fashion, health_kind(1), one, figure("latency: bare grpcio health Check, 1 client"))
             print({k: round(v.median("rps"), 1) for k, v in results.items()}, flush=True)
 
     if "flat" in args.sections:
@@ -386,6 +393,14 @@ def targets(results: dict[str, Figure], notes: dict[str, Any], args: argparse.Na
         if base:
             line += f", base {base.median('rps'):.0f}: **{head.median('rps') / base.median('rps'):.2f}x** (target >= 2x)"
         out.append(line)
+    bare_one = get("latency: bare grpcio health Check, 1 client")
+    if bare_one:
+        out.append(f"- for scale, a bare grpcio health Check round trip, 1 client: p50 {bare_one.median('p50_ms'):.3f} ms "
+                   "(the gRPC floor on this machine)")
+    workers2 = get(f"hnsw head --workers 2: {args.clients} clients")
+    if head and workers2:
+        out.append(f"- HNSW32, {args.clients} clients, head --workers 2: {workers2.median('rps'):.0f} requests/s"
+                   + (f" = {workers2.median('rps') / base.median('rps'):.2f}x base" if base else ""))
     key = "in-process one-row HNSW32 classify p50 ms"
     for side in ("base", "head"):
         latency = get(f"latency {side}: 1 client")

@@ -42,7 +42,7 @@ class Supervised:
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return [int(pid) for pid in children if Path(f"/proc/{pid}/cmdline").read_bytes().find(b"spawn") >= 0]
+        return [int(pid) for pid in children if b"knnserve.service.workers" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
     def http(self, path: str) -> tuple[int, str]:
         try:

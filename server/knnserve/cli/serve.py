@@ -16,7 +16,7 @@ from knnserve.cli.options import (
     token_of,
 )
 from knnserve.dataplane.config import BatchConfig
-from knnserve.index.backend import DEFAULT_BLAS_THRESHOLD
+from knnserve.blas import DEFAULT_BLAS_THRESHOLD
 from knnserve.service.config import DEFAULT_PORT
 from knnserve_client.wire.limits import (
     DEFAULT_MAX_EF_SEARCH,
@@ -58,7 +58,6 @@ def run_serve(args: argparse.Namespace) -> int:
     from knnserve.errors import InvalidInputError
     from knnserve.service.config import ServeConfig, ThreadConfig, TlsConfig
     from knnserve.service.logs import configure_logging
-    from knnserve.service.server import KnnServer
     from knnserve_client.wire.limits import ServerLimits
 
     apply_environment(args)
@@ -96,7 +95,10 @@ def run_serve(args: argparse.Namespace) -> int:
     if config.workers > 1:
         from knnserve.service.workers import WorkerSupervisor
 
+        # The supervisor never loads the serving stack (faiss, grpc, the models): workers import it.
         return WorkerSupervisor(config, log_level=args.log_level, json_lines=args.log_format == "json").run()
+    from knnserve.service.server import KnnServer
+
     KnnServer(config).run()
     return 0
 

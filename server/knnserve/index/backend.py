@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knnserve.blas import select_openblas_coretype
+from knnserve.blas import DEFAULT_BLAS_THRESHOLD, select_openblas_coretype
 from knnserve_client.wire.errors import InvalidInputError
 
 select_openblas_coretype()  # must run before the import below loads faiss's OpenBLAS
@@ -31,13 +31,7 @@ import faiss  # noqa: E402  (after the environment is set, on purpose)
 
 Index = faiss.Index
 
-# Rows from which exact (Flat) search computes distances as one BLAS matrix multiply
-# (faiss.cvar.distance_compute_blas_threshold; FAISS 1.15 defaults to 128000, so every realistic
-# batch was scanned row by row). Measured here on Fashion-MNIST, 60k x 784 float32 Flat, k=10,
-# median of 7 (ms, 1 thread / 2 threads): 4 rows 29.6/14.3 without BLAS vs 34.9/18.3 with;
-# 8 rows 58.8/28.8 without vs 43.3/24.5 with; 16 rows 132/65 vs 43/26. BLAS wins from 8 rows.
-DEFAULT_BLAS_THRESHOLD = 8
-_FAISS_DEFAULT_BLAS_THRESHOLD = 128000
+_FAISS_DEFAULT_BLAS_THRESHOLD = 128000  # DEFAULT_BLAS_THRESHOLD (knnserve.blas) says why not this
 _METRICS: dict[str, int] = {"l2": faiss.METRIC_L2, "l1": faiss.METRIC_L1}
 
 

@@ -7,8 +7,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-
 from knnserve.errors import InvalidInputError
 
 Metric = Literal["l2", "l1"]
@@ -125,13 +123,19 @@ def _storage_label(factory: str) -> str:
     return "float32"
 
 
+def _is_uint8(dtype: Any) -> bool:
+    import numpy as np  # here: the CLI imports this module for its choices, without numpy
+
+    return bool(np.dtype(dtype) == np.uint8)
+
+
 def resolve_spec(
     spec: str,
     *,
     n: int,
     d: int,
     metric: str = "l2",
-    dtype: np.dtype | type = np.float32,
+    dtype: Any = "float32",
     storage: str = "auto",
 ) -> ResolvedSpec:
     """Resolve an alias or FAISS factory string for ``n`` vectors of dimension ``d``.
@@ -166,7 +170,7 @@ def resolve_spec(
             "l2 for this index: FAISS supports L1 only with Flat, IVF<n>,Flat and HNSW<M>",
             f"l1 with {factory!r}",
         )
-    if storage != "float32" and metric == "l2" and np.dtype(dtype) == np.uint8:
+    if storage != "float32" and metric == "l2" and _is_uint8(dtype):
         factory = _uint8_storage(factory, flat=storage == "uint8") or factory
     kind = _kind(factory)
     return ResolvedSpec(

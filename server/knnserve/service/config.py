@@ -8,7 +8,7 @@ from pathlib import Path
 
 from knnserve.dataplane.config import BatchConfig
 from knnserve.errors import InvalidInputError
-from knnserve.index.backend import DEFAULT_BLAS_THRESHOLD
+from knnserve.blas import DEFAULT_BLAS_THRESHOLD
 from knnserve.machine import usable_cores
 from knnserve_client.wire.limits import ServerLimits
 

@@ -5,14 +5,15 @@ process keeps busy takes several. The supervisor (this module, the process ``knn
 started) never creates a gRPC object itself; it
 
 * reserves the port (a socket bound with SO_REUSEPORT, so port 0 works too) and starts N worker
-  processes (``spawn``: fresh interpreters, nothing inherited from this one), each a whole
+  processes (``python -m knnserve.service.workers``: fresh interpreters, nothing inherited from
+  this one, the configuration pickled over stdin), each a whole
   :class:`KnnServer` bound to that port with SO_REUSEPORT, so the kernel spreads connections over
   them (grpcio's own multiprocessing example does the same);
 * gives each worker its share of the cores for FAISS and gRPC threads, and has them map the index
   files (``ServeConfig.mmap``), so N processes hold one copy of an index's pages, not N;
 * serves the metrics port itself: ``/metrics`` summed over the workers (prometheus_client's
   multiprocess mode, a temporary folder under ``PROMETHEUS_MULTIPROC_DIR``), ``/readyz`` ready
-  exactly when every worker is (each reports its grpc.health.v1 "" state through shared memory),
+  exactly when every worker is (each writes its grpc.health.v1 "" state to a pipe as it changes),
   ``/livez`` live while every worker runs;
 * forwards SIGHUP (reload) to every worker, and on SIGTERM/SIGINT makes ``/readyz`` fail, forwards
   the signal (each worker drains and stops as a single server does) and waits for all of them;
@@ -23,14 +24,16 @@ started) never creates a gRPC object itself; it
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
+import pickle
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
@@ -57,8 +60,9 @@ def reserve_port(host: str, port: int) -> socket.socket:
     return holder
 
 
-def _worker_main(config: ServeConfig, number: int, ready: Any, log_level: str, json_lines: bool) -> None:
-    """One worker process: a whole KnnServer on the shared port, reporting readiness in ``ready[number]``."""
+def _worker_main(config: ServeConfig, number: int, ready_fd: int, log_level: str, json_lines: bool) -> None:
+    """One worker process: a whole KnnServer on the shared port, writing b"1"/b"0" to ``ready_fd`` as
+    its readiness changes."""
     from knnserve.service.logs import configure_logging
     from knnserve.service.server import KnnServer
 
@@ -67,7 +71,10 @@ def _worker_main(config: ServeConfig, number: int, ready: Any, log_level: str, j
         handler.addFilter(_WorkerFilter(number))
 
     def tell(ok: bool) -> None:
-        ready[number] = 1 if ok else 0
+        try:
+            os.write(ready_fd, b"1" if ok else b"0")
+        except OSError:  # the supervisor is gone; SIGTERM follows
+            pass
 
     try:
         KnnServer(config, on_ready_change=tell).run(load_first=True)
@@ -88,6 +95,17 @@ class _WorkerFilter(logging.Filter):
         return True
 
 
+@dataclass
+class _Worker:
+    """A worker process as the supervisor sees it."""
+
+    process: subprocess.Popen[bytes]
+    ready_pipe: int  # the supervisor's (read) end
+    started_at: float
+    ready: bool = False
+    ever_ready: bool = False
+
+
 class WorkerSupervisor:
     """Runs ``config.workers`` server processes on one port until SIGTERM/SIGINT (see the module docstring)."""
 
@@ -95,11 +113,7 @@ class WorkerSupervisor:
         self.config = config
         self.log_level = log_level
         self.json_lines = json_lines
-        self._context = mp.get_context("spawn")
-        self._ready: Any = self._context.Array("b", config.workers, lock=False)
-        self._processes: list[Any] = [None] * config.workers
-        self._started_at = [0.0] * config.workers
-        self._ever_ready = [False] * config.workers
+        self._workers: list[_Worker | None] = [None] * config.workers
         self._stopping = False
         self._reload = False
         self.port: int | None = None
@@ -109,23 +123,26 @@ class WorkerSupervisor:
 
     def ready(self) -> bool:
         """True exactly when every worker's health "" is SERVING and no stop was asked for."""
-        return not self._stopping and all(self._ready[i] for i in range(self.config.workers))
+        return not self._stopping and all(worker is not None and worker.ready for worker in self._workers)
 
     def live(self) -> bool:
         """True while every worker process runs."""
-        return all(process is not None and process.is_alive() for process in self._processes)
+        return all(worker is not None and worker.process.poll() is None for worker in self._workers)
 
     # -- running ---------------------------------------------------------------------------------
 
     def _start(self, number: int, worker_config: ServeConfig) -> None:
-        self._ready[number] = 0
-        process = self._context.Process(
-            target=_worker_main, args=(worker_config, number, self._ready, self.log_level, self.json_lines),
-            name=f"knnserve-worker-{number}", daemon=False,
+        read_end, write_end = os.pipe()
+        os.set_blocking(read_end, False)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "knnserve.service.workers", str(number), str(write_end)],
+            stdin=subprocess.PIPE, pass_fds=(write_end,),
         )
-        process.start()
-        self._processes[number] = process
-        self._started_at[number] = time.monotonic()
+        os.close(write_end)
+        assert process.stdin is not None
+        process.stdin.write(pickle.dumps((worker_config, self.log_level, self.json_lines)))
+        process.stdin.close()
+        self._workers[number] = _Worker(process, read_end, time.monotonic())
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -134,12 +151,26 @@ class WorkerSupervisor:
             self._stopping = True
 
     def _signal_all(self, signum: int) -> None:
-        for process in self._processes:
-            if process is not None and process.is_alive() and process.pid is not None:
+        for worker in self._workers:
+            if worker is not None and worker.process.poll() is None:
                 try:
-                    os.kill(process.pid, signum)
+                    worker.process.send_signal(signum)
                 except ProcessLookupError:
                     pass
+
+    def _read_readiness(self) -> None:
+        for worker in self._workers:
+            if worker is None:
+                continue
+            try:
+                data = os.read(worker.ready_pipe, 4096)
+            except BlockingIOError:
+                continue
+            if data:
+                worker.ready = data[-1:] == b"1"
+                worker.ever_ready = worker.ever_ready or worker.ready
+            else:
+                worker.ready = False  # end of file: the worker is gone
 
     def run(self, *, poll_s: float = 0.1) -> int:
         """Serve until SIGTERM/SIGINT; returns the exit status (0, or a worker's failure status)."""
@@ -148,12 +179,12 @@ class WorkerSupervisor:
         from knnserve.service.metrics import multiprocess_registry, serve_http
 
         config = self.config
+        holder = reserve_port(config.host, config.port)
         metrics_dir = tempfile.mkdtemp(prefix="knnserve-metrics-")
         previous_env = os.environ.get(MULTIPROC_ENV)
-        os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the spawned workers before they import prometheus_client
+        os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers before they import prometheus_client
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
-        holder = reserve_port(config.host, config.port)
         http = None
         status = 0
         try:
@@ -170,6 +201,7 @@ class WorkerSupervisor:
             holder_open = True
             while not self._stopping:
                 time.sleep(poll_s)
+                self._read_readiness()
                 if holder_open and self.ready():
                     holder.close()  # every worker has bound the port; it stays reserved by them
                     holder_open = False
@@ -183,15 +215,7 @@ class WorkerSupervisor:
                     self._stopping = True
         finally:
             self._stopping = True
-            self._signal_all(signal.SIGTERM)
-            deadline = time.monotonic() + config.drain_s + config.grace_s + 15
-            for process in self._processes:
-                if process is not None:
-                    process.join(max(0.0, deadline - time.monotonic()))
-                    if process.is_alive():
-                        log.warning("worker %s did not stop in time; killing it", process.name)
-                        process.kill()
-                        process.join(5)
+            self._stop_workers()
             if http is not None:
                 http.shutdown()
                 http.server_close()
@@ -206,24 +230,48 @@ class WorkerSupervisor:
             log.info("stopped", extra={"workers": config.workers})
         return status
 
+    def _stop_workers(self) -> None:
+        """SIGTERM to every worker (each drains, then stops), then wait; kill what outlives its time."""
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.config.drain_s + self.config.grace_s + 15
+        for worker in self._workers:
+            if worker is None:
+                continue
+            try:
+                worker.process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker %d did not stop in time; killing it", worker.process.pid)
+                worker.process.kill()
+                worker.process.wait(5)
+            os.close(worker.ready_pipe)
+
     def _watch(self, worker_config: ServeConfig, multiprocess: Any) -> int:
         """Restart a worker that died after being ready; a nonzero status when one died before ever being ready."""
-        for number, process in enumerate(self._processes):
-            if self._ready[number]:
-                self._ever_ready[number] = True
-            if process is None or process.is_alive() or self._stopping:
+        for number, worker in enumerate(self._workers):
+            if worker is None or worker.process.poll() is None or self._stopping:
                 continue
-            code = process.exitcode
-            multiprocess.mark_process_dead(process.pid)
-            if not self._ever_ready[number]:
+            code = worker.process.returncode
+            if not worker.ever_ready:
                 log.error("worker %d exited with status %s before it was ready; stopping", number, code)
-                return code if isinstance(code, int) and code > 0 else 2
-            if time.monotonic() - self._started_at[number] < RESTART_BACKOFF_S:
+                return code if code > 0 else 2
+            if time.monotonic() - worker.started_at < RESTART_BACKOFF_S:
                 continue
             log.error("worker %d exited with status %s; restarting it", number, code)
-            self._ever_ready[number] = False
+            multiprocess.mark_process_dead(worker.process.pid)
+            os.close(worker.ready_pipe)
             self._start(number, worker_config)
         return 0
 
 
+def _main_from_stdin(argv: list[str]) -> None:
+    """Entry of a worker process: ``python -m knnserve.service.workers NUMBER READY_FD``, config on stdin."""
+    number, ready_fd = int(argv[0]), int(argv[1])
+    config, log_level, json_lines = pickle.loads(sys.stdin.buffer.read())  # from the supervisor that started us
+    _worker_main(config, number, ready_fd, log_level, json_lines)
+
+
 __all__ = ["WorkerSupervisor", "reserve_port"]
+
+
+if __name__ == "__main__":
+    _main_from_stdin(sys.argv[1:])
