@@ -119,7 +119,8 @@ def network_input(rows: np.ndarray, image_shape: tuple[int, ...], record: Extrac
             images = images.transpose(0, 3, 1, 2)
     elif record.layout == "nhwc":  # CHW images
         images = images.transpose(0, 2, 3, 1)
-    return np.multiply(images, np.float32(1.0 / record.scale), dtype=np.float32)
+    # Divided, not multiplied by 1/scale: the same float32 values the network was trained on.
+    return np.divide(images, np.float32(record.scale), dtype=np.float32)
 
 
 def _session(model: bytes | str | Path, threads: int | None) -> Any:

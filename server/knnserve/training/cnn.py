@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,43 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from knnserve.errors import InvalidInputError
 from knnserve.features.extractor import image_layout
-
-# name -> (channels of the three blocks, convolutions a block, embedding size)
-ARCHITECTURES: dict[str, tuple[tuple[int, ...], int, int]] = {
-    "tiny": ((8, 16, 16), 1, 16),  # for tests and smoke runs: seconds on a few hundred images
-    "small": ((32, 64, 128), 1, 128),
-    "wide": ((32, 64, 128), 2, 128),
-}
-
-
-@dataclass(frozen=True)
-class CnnConfig:
-    """How the embedding network is built and trained (see the module docstring)."""
-
-    arch: str = "small"
-    epochs: int = 8
-    patience: int | None = 3
-    batch_size: int = 128
-    max_lr: float = 3e-3
-    weight_decay: float = 0.01
-    warmup: float = 0.25
-    pad: int = 2
-    hflip: bool = True
-    threads: int | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise InvalidInputError("arch", f"one of {', '.join(ARCHITECTURES)}", repr(self.arch))
-        if self.epochs < 1:
-            raise InvalidInputError("epochs", "an integer >= 1", self.epochs)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields."""
-        return asdict(self)
-
+from knnserve.training.config import ARCHITECTURES, CnnConfig
 
 class EmbeddingNet(nn.Module):
     """Conv blocks -> an embedding (``embed``) -> class scores (``forward``, training only)."""
@@ -234,7 +199,7 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
     steps = max(1, -(-fit.shape[0] // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.max_lr, total_steps=steps * config.epochs, pct_start=config.warmup,
+        optimizer, max_lr=config.max_lr, total_steps=max(steps * config.epochs, 10), pct_start=config.warmup,  # >= 10: tiny runs
     )
     result = TrainedNetwork(net=net, config=config, image_chw=chw, threads=torch.get_num_threads())
     best_state: dict[str, torch.Tensor] | None = None
