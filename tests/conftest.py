@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from learned_bundles import CnnBundle, make_cnn_bundle
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -55,40 +55,8 @@ def fashion_mnist():
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 
 
-def template_images(seed: int, n: int, shape: tuple[int, ...], classes: int = 3, noise: int = 70) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images of ``shape``: each class a fixed random template plus seeded noise (a CNN learns them in seconds)."""
-    templates = np.random.default_rng(1000 + classes).integers(0, 256, size=(classes, *shape))
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, classes, n)
-    x = np.clip(templates[y] + rng.integers(-noise, noise + 1, size=(n, *shape)), 0, 255).astype(np.uint8)
-    return x, y
-
-
-@dataclass(frozen=True)
-class CnnBundle:
-    """A bundle with a tiny trained CNN extractor: models folder root/NAME/1, the data, the training result."""
-
-    root: Path
-    path: Path
-    dataset: object
-    result: object
-
 
 @pytest.fixture(scope="session")
 def cnn_bundle(tmp_path_factory: pytest.TempPathFactory) -> CnnBundle:
     """One tiny CNN bundle (16x16 grey images, 3 classes, HNSW, softmax head), trained once per session (seconds)."""
-    from knnserve.data.dataset import Dataset
-    from knnserve.train import FeaturesConfig, KnnConfig, LinearConfig, save_trained, train_model
-    from knnserve.training.config import CnnConfig
-
-    x_train, y_train = template_images(1, 360, (16, 16))
-    x_test, y_test = template_images(2, 60, (16, 16))
-    dataset = Dataset("shapes", x_train, y_train, x_test, y_test, ("disc", "bar", "ring"), source="synthetic")
-    result = train_model(
-        dataset, KnnConfig(index="hnsw", choose_k=True, preprocess="auto", cv_ks=(1, 3, 5)), LinearConfig("softmax"),
-        features=FeaturesConfig("cnn:tiny", CnnConfig(epochs=3, threads=1)),
-    )
-    root = tmp_path_factory.mktemp("cnn-models")
-    path = root / "shapes" / "1"
-    save_trained(result, dataset, path, name="shapes")
-    return CnnBundle(root, path, dataset, result)
+    return make_cnn_bundle(tmp_path_factory.mktemp("cnn-models"))

@@ -10,32 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CnnBundle, template_images
+from learned_bundles import CnnBundle, template_images, tiny_onnx
 
 from knnserve.cli import main
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.extractor import EXTRACTOR_FILE, inspect_onnx, network_input
 from knnserve.model import KNNModel
-
-
-def tiny_onnx(path: Path, input_shape: list[int | str], *, out: int = 8, seed: int = 0) -> Path:
-    """An ONNX image model written with onnx's helpers (no torch): flatten -> matmul -> relu -> [batch, out]."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    features = int(np.prod([d for d in input_shape[1:]]))
-    weights = np.random.default_rng(seed).normal(size=(features, out)).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Flatten", ["x"], ["flat"], axis=1), helper.make_node("MatMul", ["flat", "w"], ["mm"]),
-         helper.make_node("Relu", ["mm"], ["features"])],
-        "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [input_shape[0], out])],
-        initializer=[numpy_helper.from_array(weights, "w")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return path
 
 
 def test_training_records_the_network_and_its_parity(cnn_bundle: CnnBundle) -> None:
