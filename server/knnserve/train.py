@@ -81,6 +81,7 @@ class TrainedModel:
     model: KNNModel
     metrics: dict[str, Any] = field(default_factory=dict)
     cv: CVResult | None = None
+    network: Any = None  # --features cnn: the trained torch network (never saved; the bundle holds its ONNX export)
 
 
 def dataset_info(dataset: Dataset) -> DatasetInfo:
@@ -258,7 +259,7 @@ def train_on_features(
         head, head_metrics = _linear_on_features(learned, dataset, linear, progress=progress)
         model = model.with_linear(head)
         metrics.update(head_metrics)
-    return TrainedModel(model=model, metrics=metrics, cv=cv)
+    return TrainedModel(model=model, metrics=metrics, cv=cv, network=learned.network)
 
 
 def _select_on_validation(learned: LearnedFeatures, dataset: Dataset, config: KnnConfig, *,

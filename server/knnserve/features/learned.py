@@ -87,6 +87,7 @@ class LearnedFeatures:
     fit_rows: np.ndarray
     val_rows: np.ndarray
     metrics: dict[str, Any] = field(default_factory=dict)
+    network: Any = None  # the trained torch network (cnn only): what benchmarks compare onnxruntime with
 
 
 def _rows(images: np.ndarray) -> np.ndarray:
@@ -161,7 +162,7 @@ def _learn_cnn(dataset: Dataset, spec: FeaturesSpec, cnn: CnnConfig, fit_rows: n
     if dataset.x_test.shape[0]:
         logits = predict_logits(trained.net, to_nchw(dataset.x_test, scale))
         metrics["cnn_test_accuracy"] = float((logits.argmax(1).numpy() == dataset.y_test).mean())
-    return LearnedFeatures(extractor, train, test, fit_rows, val_rows, metrics)
+    return LearnedFeatures(extractor, train, test, fit_rows, val_rows, metrics, network=trained.net)
 
 
 __all__ = [
