@@ -145,7 +145,7 @@ def _learn_cnn(dataset: Dataset, spec: FeaturesSpec, cnn: CnnConfig, fit_rows: n
     scale = pixel_scale(x)
     extractor = Extractor(onnx, record_of(trained, onnx, scale=scale, source=spec.name), threads=extractor_threads)
     train, train_s = _extract(extractor, x, dataset.image_shape)
-    parity = check_parity(trained, extractor, x[val_rows], train[fit_rows], y[fit_rows], n_classes=dataset.n_classes)
+    parity = check_parity(trained.net, extractor, x[val_rows], train[fit_rows], y[fit_rows], n_classes=dataset.n_classes)
     extractor.record = extractor.record.model_copy(update={"parity": parity})
     test, test_s = _extract(extractor, dataset.x_test, dataset.image_shape)
     metrics: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""The trained network as ONNX (torch's dynamo exporter, opset 20), checked against torch before it is kept.
+"""The trained network as ONNX (opset 20), checked against torch before it is kept.
 
 The check runs the validation rows through both: the largest absolute difference of the embeddings
 must be at most ``PARITY_TOLERANCE`` and exact k-NN on the two sets of embeddings (against the same
@@ -8,17 +8,14 @@ index of training embeddings) must predict the same classes. Its figures go into
 from __future__ import annotations
 
 import io
-import logging
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from knnserve.errors import KnnServeError
 from knnserve.features.extractor import Extractor, ExtractorRecord, ParityRecord
-from knnserve.training.cnn import Embedder, TrainedNetwork, embed, to_nchw
+from knnserve.training.cnn import Embedder, EmbeddingNet, TrainedNetwork, embed, to_nchw
 
 OPSET = 20
 PARITY_TOLERANCE = 1e-5
@@ -31,42 +28,22 @@ class ParityError(KnnServeError):
 
 
 def export_onnx(trained: TrainedNetwork) -> bytes:
-    """The embedding part of the network as an ONNX graph (dynamic batch), as bytes."""
+    """The embedding part of the network as an ONNX graph (opset 20, dynamic batch), as bytes.
+
+    torch's TorchScript-based exporter (``dynamo=False``): on this project's 2-core machine it
+    exported the small network in 0.7 s against 10.7 s for the dynamo exporter (which also needs
+    onnxscript), and its graph matched torch to 7e-8 (the parity check below decides either way).
+    """
     embedder = Embedder(trained.net).eval()
     example = torch.zeros((2, *trained.image_chw), dtype=torch.float32)
-    batch = torch.export.Dim("batch", min=1, max=1 << 20)
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        target = Path(folder) / "extractor.onnx"
-        quiet = logging.getLogger("torch.onnx")
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            with torch.no_grad(), _silenced():
-                program = torch.onnx.export(
-                    embedder, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
-                    dynamo=True, dynamic_shapes=({0: batch},), external_data=False, verbose=False,
-                )
-                program.save(str(target), external_data=False)
-        finally:
-            quiet.setLevel(level)
-        return target.read_bytes()
-
-
-class _silenced:
-    """Keep the exporter's progress prints off the user's terminal."""
-
-    def __enter__(self) -> None:
-        import contextlib
-        import sys
-
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        self._stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
-        del sys
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation notes are not the user's business
+        torch.onnx.export(
+            embedder, (example,), buffer, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
+            dynamo=False, dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+    return buffer.getvalue()
 
 
 def record_of(trained: TrainedNetwork, onnx: bytes, *, scale: float, source: str) -> ExtractorRecord:
@@ -86,7 +63,7 @@ def record_of(trained: TrainedNetwork, onnx: bytes, *, scale: float, source: str
 
 
 def check_parity(
-    trained: TrainedNetwork,
+    net: EmbeddingNet,
     extractor: Extractor,
     x_val: np.ndarray,
     fit_features: np.ndarray,
@@ -104,7 +81,7 @@ def check_parity(
     from knnserve.model import KNNModel
 
     image_shape = tuple(x_val.shape[1:])
-    ours = embed(trained.net, to_nchw(x_val, extractor.record.scale))
+    ours = embed(net, to_nchw(x_val, extractor.record.scale))
     theirs = extractor(np.ascontiguousarray(x_val.reshape(x_val.shape[0], -1), dtype=np.float32), image_shape)
     diff = float(np.max(np.abs(ours - theirs))) if ours.size else 0.0
     index = KNNModel.fit(fit_features, fit_labels, class_names=tuple(map(str, range(n_classes))), index="flat")

@@ -89,11 +89,9 @@ def test_a_manifest_that_lies_about_the_extractor_is_refused(cnn_bundle: CnnBund
         KNNModel.load(bundle)
 
 
-def test_training_is_reproducible_and_a_parity_failure_stops_the_export() -> None:
-    from knnserve.features.extractor import Extractor
+def test_training_is_reproducible() -> None:
     from knnserve.training.cnn import train_network
     from knnserve.training.config import CnnConfig
-    from knnserve.training.export import ParityError, check_parity, export_onnx, record_of
 
     x, y = template_images(5, 120, (8, 8))
     config = CnnConfig(arch="tiny", epochs=1, threads=1, batch_size=32)
@@ -101,11 +99,20 @@ def test_training_is_reproducible_and_a_parity_failure_stops_the_export() -> Non
     b = train_network(x[:100], y[:100], x[100:], y[100:], 3, config)
     for (name, left), right in zip(a.net.state_dict().items(), b.net.state_dict().values()):
         assert torch_equal(left, right), name
-    onnx = export_onnx(a)
-    extractor = Extractor(onnx, record_of(a, onnx, scale=255.0, source="cnn:tiny"), threads=1)
-    features = extractor(x[:100].reshape(100, -1).astype(np.float32), (8, 8))
-    with pytest.raises(ParityError, match="does not match torch on 20 validation rows"):
-        check_parity(a, extractor, x[100:], features, y[:100], n_classes=3, tolerance=-1.0)
+
+
+def test_a_parity_failure_stops_the_export(cnn_bundle: CnnBundle) -> None:
+    from knnserve.training.export import ParityError, check_parity
+
+    model = KNNModel.load(cnn_bundle.path)
+    data = cnn_bundle.dataset
+    features = model.embed(model.prepare(data.x_train))
+    assert model.extractor is not None
+    record = check_parity(cnn_bundle.result.network, model.extractor, data.x_test, features, data.y_train, n_classes=3)
+    assert record.passed and record.rows == 60 and record.max_abs_diff <= 1e-5  # the bundle's graph is the network's
+    with pytest.raises(ParityError, match="does not match torch on 60 validation rows"):
+        check_parity(cnn_bundle.result.network, model.extractor, data.x_test, features, data.y_train, n_classes=3,
+                     tolerance=-1.0)
 
 
 def torch_equal(left, right) -> bool:  # type: ignore[no-untyped-def]
