@@ -108,8 +108,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="markdown report; a .json with the same stem beside it")
     args = parser.parse_args()
 
-    import torch
+    from knnserve.training import require_torch
 
+    torch = require_torch()  # OMP_WAIT_POLICY=PASSIVE first, as knnserve train does
     from knnserve.data import load_dataset
     from knnserve.index import set_num_threads
     from knnserve.model import KNNModel

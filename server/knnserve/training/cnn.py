@@ -21,13 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from knnserve.features.extractor import image_layout
-from knnserve.training.config import ARCHITECTURES, CnnConfig
+from knnserve.training import require_torch
+
+torch = require_torch("training the feature extractor")  # sets OMP_WAIT_POLICY first (see require_torch)
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from knnserve.features.extractor import image_layout  # noqa: E402
+from knnserve.training.config import ARCHITECTURES, CnnConfig  # noqa: E402
+
 
 class EmbeddingNet(nn.Module):
     """Conv blocks -> an embedding (``embed``) -> class scores (``forward``, training only)."""

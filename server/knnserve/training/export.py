@@ -11,11 +11,10 @@ import io
 import warnings
 
 import numpy as np
-import torch
 
 from knnserve.errors import KnnServeError
 from knnserve.features.extractor import Extractor, ExtractorRecord, ParityRecord
-from knnserve.training.cnn import Embedder, EmbeddingNet, TrainedNetwork, embed, to_nchw
+from knnserve.training.cnn import Embedder, EmbeddingNet, TrainedNetwork, embed, to_nchw, torch
 
 OPSET = 20
 PARITY_TOLERANCE = 1e-5
