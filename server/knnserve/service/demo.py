@@ -155,7 +155,8 @@ def run_demo(
         served = next(iter(server.registry.snapshot().values()))
         (version, model) = next(iter(served.items()))
         heads = model.heads
-        space = "pixels" if model.model.extractor is None else f"the {model.model.extractor.record.describe()}"
+        extractor = model.model.extractor
+        space = "pixels" if extractor is None else f"the {extractor.embedding_dim}-d embedding of {extractor.record.source}, run by onnxruntime"
         print(f"serving {model.name} version {version} ({model.model.index_info.factory}, heads {', '.join(heads)}, "
               f"on {space}) on 127.0.0.1:{port}", file=out, flush=True)
         if "linear" not in heads:
