@@ -195,8 +195,27 @@ def main() -> int:
     recall_ids = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(flat_i, hnsw_i)]))
     acc_flat = float(np.mean(model.vote(flat_d, flat_i, model.resolve()).predictions == data.y_test))
     acc_hnsw = float(np.mean(hnsw.vote(hnsw_d, hnsw_i, hnsw.resolve(chosen.replace(ef_search=32))).predictions == data.y_test))
+    # Flat as FAISS searches it by default (no BLAS below 128,000 query rows; knnserve lowers that to 8
+    # rows): the yardstick a bare-faiss measurement gets.
+    from knnserve.index import backend
+
+    threshold = backend.blas_threshold()
+    backend.set_blas_threshold(128_000)
+    try:
+        began = time.perf_counter()
+        model.search_vectors(vectors, k10_flat)
+        flat_no_blas = time.perf_counter() - began
+    finally:
+        backend.set_blas_threshold(threshold)
+    # one query a call, one FAISS thread (ann-benchmarks' mode)
+    with backend.num_threads(1):
+        flat_one = time_single(lambda row: model.search_vectors(row, k10_flat), vectors, 300, warmup=5)
+        hnsw_one = time_single(lambda row: hnsw.search_vectors(row, k10_hnsw), vectors, 3000)
     out["hnsw"] = {"recall_at_10": recall, "recall_ids": recall_ids, "flat_batch_s": float(np.median(flat_times)),
                    "hnsw_batch_s": float(np.median(hnsw_times)), "speedup": float(np.median(flat_times) / np.median(hnsw_times)),
+                   "flat_batch_no_blas_s": flat_no_blas, "speedup_vs_no_blas": flat_no_blas / float(np.median(hnsw_times)),
+                   "flat_one_p50_ms": flat_one["p50_ms"], "hnsw_one_p50_ms": hnsw_one["p50_ms"],
+                   "speedup_one": flat_one["p50_ms"] / hnsw_one["p50_ms"],
                    "knn_accuracy_flat": acc_flat, "knn_accuracy_hnsw": acc_hnsw, "build_s": hnsw.index_info.add_seconds,
                    "load": load()}
     hnsw.save(folder / "cnn-hnsw" / "fm-cnn-hnsw" / "1", name="fm-cnn-hnsw", overwrite=True)
@@ -275,8 +294,11 @@ def report(o: dict[str, Any], args: argparse.Namespace) -> str:
         ("linear head on the embedding", ">= 92.0% (aim 93.0%); fit <= 20 s",
          f"{pct(lin['test_accuracy'])}, fit (3x3 search) {lin['fit_seconds']:.1f} s", met(lin["test_accuracy"] >= 0.92 and lin["fit_seconds"] <= 20)),
         ("HNSW32 at efSearch 32 on the embedding", "recall@10 >= 0.99, >= 15x Flat batch, no accuracy lost",
-         f"recall@10 {h['recall_at_10']:.4f} (ids {h['recall_ids']:.4f}), {h['speedup']:.1f}x Flat batch ({h['flat_batch_s'] * 1e3:.0f} vs "
-         f"{h['hnsw_batch_s'] * 1e3:.0f} ms for the test queries), k-NN accuracy {pct(h['knn_accuracy_hnsw'])} vs Flat {pct(h['knn_accuracy_flat'])}",
+         f"recall@10 {h['recall_at_10']:.4f} (ids {h['recall_ids']:.4f}); {h['speedup']:.1f}x knnserve's Flat batch (BLAS from 8 rows: "
+         f"{h['flat_batch_s'] * 1e3:.0f} vs {h['hnsw_batch_s'] * 1e3:.0f} ms for the test queries), {h['speedup_vs_no_blas']:.1f}x Flat "
+         f"as FAISS searches it by default (no BLAS below 128k rows: {h['flat_batch_no_blas_s'] * 1e3:.0f} ms), "
+         f"{h['speedup_one']:.0f}x Flat one query a call (p50 {h['flat_one_p50_ms']:.3f} vs {h['hnsw_one_p50_ms']:.3f} ms); "
+         f"k-NN accuracy {pct(h['knn_accuracy_hnsw'])} vs Flat {pct(h['knn_accuracy_flat'])}",
          met(h["recall_at_10"] >= 0.99 and h["speedup"] >= 15 and h["knn_accuracy_hnsw"] >= h["knn_accuracy_flat"])),
         ("extraction of all 70k images with onnxruntime", "<= 10 s",
          f"{ea['onnxruntime_s']:.2f} s ({ea['onnxruntime_images_per_s']:.0f} images/s, {ea['onnxruntime_cores_used']:.2f} cores "
