@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ def make_cnn_bundle(root: Path) -> CnnBundle:
     x_train, y_train = template_images(1, 360, (16, 16))
     x_test, y_test = template_images(2, 60, (16, 16))
     dataset = Dataset("shapes", x_train, y_train, x_test, y_test, ("disc", "bar", "ring"), source="synthetic")
+    dataset = replace(dataset, checksum=dataset.computed_checksum())
     result = train_model(
         dataset, KnnConfig(index="hnsw", choose_k=True, preprocess="auto", cv_ks=(1, 3, 5)), LinearConfig("softmax"),
         features=FeaturesConfig("cnn:tiny", CnnConfig(epochs=3, threads=1)),

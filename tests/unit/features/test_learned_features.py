@@ -233,3 +233,15 @@ def _q(k: int):  # type: ignore[no-untyped-def]
     from knnserve_client.wire.query import KnnQuery
 
     return KnnQuery(k=k)
+
+
+def test_a_loaded_cnn_bundle_saves_again_and_tunes_into_a_new_version(cnn_bundle: CnnBundle, tmp_path: Path) -> None:
+    """knnserve tune writes a loaded bundle back (extractor, linear head and all) with a new default."""
+    from knnserve.evaluate.tune import TuneSettings, tune_bundle, write_tuned_version
+
+    record = tune_bundle(cnn_bundle.path, cnn_bundle.dataset, TuneSettings(target_recall=0.9, k=5, tune_queries=40))
+    assert record.reached and record.parameter == "ef_search"
+    written = write_tuned_version(cnn_bundle.path, record, out=tmp_path / "2", k=5, recall_epsilon=1e-3)
+    tuned = KNNModel.load(written)
+    assert tuned.extractor is not None and tuned.linear is not None and tuned.defaults.ef_search == record.value
+    assert tuned.manifest is not None and tuned.manifest.extractor == KNNModel.load(cnn_bundle.path).manifest.extractor
