@@ -25,6 +25,9 @@ EXTRACTOR_FILE = "extractor.onnx"
 # Rows per onnxruntime call: bounds the activations' memory (a 28x28 image's are ~200 kB) without
 # costing speed (above ~256 rows a call the throughput is flat).
 EXTRACT_CHUNK_ROWS = 1024
+# Batches up to this many rows run on a second, single-threaded session: a few images are not worth
+# waking onnxruntime's pool (in a busy server the wake-ups cost more than the convolutions).
+SMALL_BATCH_ROWS = 4
 Layout = Literal["nchw", "nhwc"]
 
 
@@ -198,16 +201,20 @@ class Extractor:
     """An ONNX network and its record; ``extractor(rows, image_shape)`` gives the embeddings.
 
     onnxruntime's ``InferenceSession.run`` is thread-safe, so one extractor serves every request of
-    a model; ``threads`` is onnxruntime's intra-op pool (None: one per core).
+    a model; ``threads`` is onnxruntime's intra-op pool (None: one per core). Batches of at most
+    ``small_batch_rows`` rows go to a second session with one thread (0: never).
     """
 
-    def __init__(self, model: bytes | str | Path, record: ExtractorRecord, *, threads: int | None = None) -> None:
+    def __init__(self, model: bytes | str | Path, record: ExtractorRecord, *, threads: int | None = None,
+                 small_batch_rows: int = SMALL_BATCH_ROWS) -> None:
         self.record = record
         self.onnx = model if isinstance(model, bytes) else Path(model).read_bytes()
         try:
             self._session = _session(self.onnx, threads)
+            self._small = _session(self.onnx, 1) if small_batch_rows > 0 and threads != 1 else self._session
         except Exception as exc:
             raise BundleError(f"{record.file}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+        self._small_rows = small_batch_rows
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         names = ([i.name for i in inputs], [o.name for o in outputs])
         if names[0] != [record.input_name] or record.output_name not in names[1]:
@@ -229,9 +236,10 @@ class Extractor:
     def __call__(self, rows: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
         """Embeddings (n, D) float32 of prepared rows (n, prod(image_shape)) of pixel values."""
         parts = []
+        session = self._small if rows.shape[0] <= self._small_rows else self._session
         for start in range(0, rows.shape[0], EXTRACT_CHUNK_ROWS):
             batch = network_input(rows[start : start + EXTRACT_CHUNK_ROWS], image_shape, self.record)
-            out = self._session.run([self.record.output_name], {self.record.input_name: batch})[0]
+            out = session.run([self.record.output_name], {self.record.input_name: batch})[0]
             parts.append(out.reshape(out.shape[0], -1))
         features = parts[0] if len(parts) == 1 else np.concatenate(parts)
         features = np.ascontiguousarray(features, dtype=np.float32)
