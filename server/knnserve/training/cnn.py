@@ -3,7 +3,7 @@
 Network (``small``, 242k parameters on 28x28x1): three blocks of Conv3x3 (32, 64, 128 channels, no
 bias) -> BatchNorm -> ReLU -> MaxPool2, then Dropout 0.25 -> Linear(128*3*3, 128, no bias) ->
 BatchNorm1d -> ReLU = the embedding; Dropout 0.3 -> Linear(128, classes) only while training.
-``wide`` has two convolutions a block (468k parameters). Input normalisation (per-channel mean and
+``wide`` has two convolutions a block (436k parameters). Input normalisation (per-channel mean and
 standard deviation of the training images) is inside the network, so it takes pixels in [0, 1].
 
 Training: AdamW (weight decay 0.01), one-cycle learning rate (max 3e-3, 25% warm-up) over the
