@@ -149,7 +149,7 @@ def _static(dim: Any) -> int | None:
 def inspect_onnx(path: str | Path, *, source: str | None = None) -> ExtractorRecord:
     """Read an ONNX image model's input spec and embedding size from its graph.
 
-    The graph must take one float32 tensor of rank 4 (batch first, dynamic or 1 rows; NCHW when the
+    The graph must take one float32 tensor of rank 4 (a dynamic batch first; NCHW when the
     second axis has 1, 3 or 4 channels, else NHWC) and give, as its first output, (batch, D) or
     (batch, D, 1, 1). Errors are InvalidInputError naming what was found.
     """
@@ -170,7 +170,7 @@ def inspect_onnx(path: str | Path, *, source: str | None = None) -> ExtractorRec
             "features", f"an input of shape [batch, C, H, W] or [batch, H, W, C] with fixed C, H, W in {path.name}",
             f"input '{spec.name}' of shape {shape}",
         )
-    if _static(shape[0]) not in (None, 1) or (isinstance(shape[0], int) and shape[0] > 1):
+    if _static(shape[0]) is not None:  # the server runs whole batches through it
         raise InvalidInputError("features", f"a dynamic batch dimension in {path.name}", f"input '{spec.name}' of shape {shape}")
     dims = tuple(int(d) for d in shape[1:])
     layout: Layout = "nchw" if dims[0] in (1, 3, 4) else "nhwc"

@@ -245,3 +245,8 @@ def test_a_loaded_cnn_bundle_saves_again_and_tunes_into_a_new_version(cnn_bundle
     tuned = KNNModel.load(written)
     assert tuned.extractor is not None and tuned.linear is not None and tuned.defaults.ef_search == record.value
     assert tuned.manifest is not None and tuned.manifest.extractor == KNNModel.load(cnn_bundle.path).manifest.extractor
+
+
+def test_a_users_onnx_model_with_a_fixed_batch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"features: expected a dynamic batch dimension in fixed.onnx"):
+        inspect_onnx(tiny_onnx(tmp_path / "fixed.onnx", [1, 1, 12, 12]))
