@@ -39,10 +39,13 @@ system-deps:
 		echo "note: apt-get unavailable; not installed: $$packages"; \
 	fi
 
-# Trains models/fashion-mnist/1 on first run (k and preprocessing by cross-validation, softmax head),
-# serves it on 127.0.0.1, classifies the whole test split through the client, reports, stops.
+# Trains models/fashion-mnist-cnn/1 on first run (a ConvNet on the training split, its ONNX export
+# checked against torch; k, metric and the softmax head chosen on the validation rows' embeddings),
+# serves it on 127.0.0.1, sends the raw test images through the client, reports, stops.
+# DEMO_FEATURES=pixels runs the pixel demo instead (no network to train: about a minute).
+DEMO_FEATURES ?= cnn
 demo: setup
-	$(BIN)/knnserve demo --models $(MODELS)
+	$(BIN)/knnserve demo --models $(MODELS) --features $(DEMO_FEATURES)
 
 # KNNSERVE_REQUIRE_DATA=1: end-to-end tests fail instead of skipping when the dataset is missing;
 # KNNSERVE_REQUIRE_TOOLS=1: so do the deploy/ checks when a checker (docker-compose, ...) is missing.

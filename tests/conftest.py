@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from learned_bundles import CnnBundle, make_cnn_bundle
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -52,3 +53,10 @@ def fashion_mnist():
         if os.environ.get("KNNSERVE_REQUIRE_DATA"):
             raise
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+
+
+
+@pytest.fixture(scope="session")
+def cnn_bundle(tmp_path_factory: pytest.TempPathFactory) -> CnnBundle:
+    """One tiny CNN bundle (16x16 grey images, 3 classes, HNSW, softmax head), trained once per session (seconds)."""
+    return make_cnn_bundle(tmp_path_factory.mktemp("cnn-models"))

@@ -6,6 +6,9 @@ Layout of a bundle folder::
     index.faiss     faiss.write_index output
     labels.npy      int64 class index of each indexed vector, in index id order
     <name>.npz      optional array groups, no pickle: knn_preprocess.npz (PCA etc.), linear.npz (W, b, its preprocessing)
+    extractor.onnx  optional: the feature extractor (an ONNX image network), described by ``Manifest.extractor``
+
+Every file is listed in the manifest with its size and sha256 and verified when the bundle is loaded.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from knnserve import __version__
 from knnserve.atomic import exchange, umask
 from knnserve.errors import BundleError
+from knnserve.features.extractor import ExtractorRecord
 from knnserve.index import backend
 from knnserve_client.wire.query import KnnQuery
 
@@ -92,6 +96,9 @@ class Manifest(_Frozen):
     knn: KnnQuery = Field(default_factory=lambda: KnnQuery(k=5, weights="uniform", tie_break="nearest"))
     heads: tuple[str, ...] = ("knn",)
     linear: dict[str, Any] | None = None
+    # The feature extractor the index and the linear head work behind (None: they read the input rows).
+    # Bundles written before it existed have none and load as before.
+    extractor: ExtractorRecord | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, FileEntry] = Field(default_factory=dict)
@@ -106,6 +113,8 @@ class LoadedBundle:
     index: backend.Index
     labels: np.ndarray
     arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # Other files the manifest lists (the extractor's ONNX graph), verified, as bytes.
+    blobs: dict[str, bytes] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -173,6 +182,7 @@ def save_bundle(
     labels: np.ndarray,
     *,
     arrays: dict[str, dict[str, np.ndarray]] | None = None,
+    blobs: dict[str, bytes] | None = None,
     overwrite: bool = False,
 ) -> Manifest:
     """Write a bundle atomically: everything goes to a temporary sibling folder, then one rename.
@@ -199,6 +209,10 @@ def save_bundle(
         np.save(staging / LABELS_FILE, labels, allow_pickle=False)
         for name, group in (arrays or {}).items():
             np.savez(staging / f"{name}.npz", **group)
+        for name, data in (blobs or {}).items():
+            if name in (MANIFEST, INDEX_FILE, LABELS_FILE) or "/" in name or name.endswith(".npz"):
+                raise BundleError(f"{name}: not a name a bundle file may take")
+            (staging / name).write_bytes(data)
         files = {
             entry.name: FileEntry(sha256=_sha256(entry), bytes=entry.stat().st_size)
             for entry in sorted(staging.iterdir())
@@ -293,10 +307,13 @@ def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
     try:
         labels = np.load(folder / LABELS_FILE, allow_pickle=False)
         arrays = {}
+        blobs = {}
         for name in manifest.files:
             if name.endswith(".npz"):
                 with np.load(folder / name, allow_pickle=False) as group:
                     arrays[name[: -len(".npz")]] = {key: group[key] for key in group.files}
+            elif name not in (INDEX_FILE, LABELS_FILE):
+                blobs[name] = (folder / name).read_bytes()
     except (OSError, ValueError) as exc:
         raise BundleError(f"{folder}: could not read arrays ({exc})") from exc
     if index.d != manifest.index.dim or index.ntotal != manifest.index.ntotal:
@@ -308,4 +325,7 @@ def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
         raise BundleError(f"{folder / LABELS_FILE}: expected {index.ntotal} integer labels, got {labels.shape} {labels.dtype}")
     if labels.size and not 0 <= labels.min() <= labels.max() < len(manifest.class_names):
         raise BundleError(f"{folder / LABELS_FILE}: labels outside 0..{len(manifest.class_names) - 1}")
-    return LoadedBundle(path=folder, manifest=manifest, index=index, labels=labels.astype(np.int64), arrays=arrays)
+    if manifest.extractor is not None and manifest.extractor.file not in blobs:
+        raise BundleError(f"{folder / MANIFEST}: extractor.file {manifest.extractor.file!r} is not among the files it lists")
+    return LoadedBundle(path=folder, manifest=manifest, index=index, labels=labels.astype(np.int64), arrays=arrays,
+                        blobs=blobs)

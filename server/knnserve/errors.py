@@ -22,4 +22,8 @@ class BundleError(KnnServeError):
     """A model bundle is missing, partial, corrupt or of an unknown schema version."""
 
 
-__all__ = ["BundleError", "DatasetError", "DatasetNotFoundError", "InvalidInputError", "KnnServeError"]
+class MissingExtraError(KnnServeError):
+    """An optional dependency (a distribution extra such as ``knnserve[cnn]``) is not installed."""
+
+
+__all__ = ["BundleError", "DatasetError", "DatasetNotFoundError", "InvalidInputError", "KnnServeError", "MissingExtraError"]

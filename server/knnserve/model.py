@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from knnserve.bundle import DatasetInfo, IndexRecord, Manifest, load_bundle, save_bundle
 from knnserve.consistency import check_model
 from knnserve.errors import BundleError, InvalidInputError
+from knnserve.features.extractor import Extractor
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
 from knnserve.index import backend, build_index, resolve_spec
 from knnserve.query import BASE_DEFAULTS, QueryBounds, resolve_query
@@ -58,6 +59,11 @@ class Classification:
     neighbor_labels: np.ndarray
 
 
+# What a batched search gives: (distances, ids, features), features being the rows the linear head
+# reads (the extractor's embeddings) when the model has an extractor, else None.
+Searched = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+
+
 def true_distances(raw: np.ndarray, metric: str) -> np.ndarray:
     """Convert FAISS distances to the metric's own scale: the square root for METRIC_L2."""
     if metric == "l2":
@@ -68,9 +74,12 @@ def true_distances(raw: np.ndarray, metric: str) -> np.ndarray:
 class KNNModel:
     """A k-NN classifier over a FAISS index, with an optional linear head; numpy in, numpy out, no gRPC.
 
-    Inputs are validated once, by :meth:`prepare`, into float32 rows (n, dim) of the raw input; the
-    k-NN preprocessing (PCA, L2-normalisation), when the model has one, is applied inside
-    :meth:`search`, and the linear head applies its own, so both heads take the same prepared rows.
+    Inputs are validated once, by :meth:`prepare`, into float32 rows (n, dim) of the raw input. The
+    model's steps then run inside :meth:`search` (so inside the dynamic batch when served): the
+    feature extractor, when the model has one (an ONNX network run by onnxruntime: raw images in,
+    embeddings out), then the k-NN preprocessing (PCA, L2-normalisation) when it has one. The linear
+    head reads the extractor's features (the raw rows without one) and applies its own preprocessing,
+    so both heads take the same prepared rows.
     A query (:class:`KnnQuery`) is resolved against the model once, by :meth:`resolve`; the
     methods that take a query expect a resolved one.
     """
@@ -88,6 +97,7 @@ class KNNModel:
         manifest: Manifest | None = None,
         preprocessor: Preprocessor | None = None,
         linear: Any | None = None,
+        extractor: Extractor | None = None,
     ) -> None:
         if input_dtype not in INPUT_DTYPES:
             raise InvalidInputError("input_dtype", f"one of {', '.join(INPUT_DTYPES)}", input_dtype)
@@ -101,6 +111,7 @@ class KNNModel:
         self.manifest = manifest
         self.preprocessor = preprocessor
         self.linear = linear  # a fitted knnserve.linear.LinearClassifier, or None
+        self.extractor = extractor
         self._resolved: dict[tuple[KnnQuery, int, KnnQuery], KnnQuery] = {}
 
     # -- construction -------------------------------------------------------------------------
@@ -118,11 +129,16 @@ class KNNModel:
         preprocess: PreprocessConfig | None = None,
         defaults: KnnQuery | None = None,
         progress: bool = False,
+        extractor: Extractor | None = None,
+        features: np.ndarray | None = None,
     ) -> KNNModel:
         """Index training images ``x`` (N, *shape) with integer labels ``y`` in [0, C).
 
         ``x`` keeps its dtype on the way in: uint8 pixels under L2 are stored as raw bytes (exact).
-        ``preprocess`` (e.g. PCA and L2-normalisation) is fitted on ``x`` and applied to every query.
+        With an ``extractor``, the index holds its embeddings of ``x`` instead (``features``: those
+        embeddings when the caller already has them, else they are computed here), and every query
+        goes through it. ``preprocess`` (e.g. PCA and L2-normalisation) is fitted on what is indexed
+        and applied to every query.
         ``defaults`` is the model's default query; unset fields get k=5, uniform, nearest and the
         index's own search effort (nprobe = min(16, nlist), efSearch 64).
         """
@@ -143,6 +159,15 @@ class KNNModel:
         if input_dtype == "float32":
             flat = np.ascontiguousarray(flat, dtype=np.float32)
             check_magnitude(flat, "x")
+        if extractor is not None:
+            if features is None:
+                features = extractor(np.ascontiguousarray(flat, dtype=np.float32), tuple(x.shape[1:]))
+            if features.shape != (x.shape[0], extractor.embedding_dim):
+                raise InvalidInputError("features", f"shape ({x.shape[0]}, {extractor.embedding_dim})", features.shape)
+            flat = np.ascontiguousarray(features, dtype=np.float32)
+            check_magnitude(flat, "features")
+        elif features is not None:
+            raise InvalidInputError("features", "None without an extractor", "an array")
         preprocessor = None
         if preprocess is not None:
             preprocessor = fit_preprocessor(flat, preprocess)
@@ -173,15 +198,22 @@ class KNNModel:
             index_info=info,
             defaults=stored,
             preprocessor=preprocessor,
+            extractor=extractor,
         )
 
     @classmethod
-    def load(cls, path: str | Path, *, mmap: bool = False) -> KNNModel:
-        """Load and verify a bundle folder (``mmap``: map its index file, shared between processes)."""
+    def load(cls, path: str | Path, *, mmap: bool = False, extractor_threads: int | None = None) -> KNNModel:
+        """Load and verify a bundle folder.
+
+        ``mmap``: map its index file read-only, so processes serving it share one copy;
+        ``extractor_threads``: onnxruntime's threads for a ConvNet extractor (None: one per core).
+        """
         bundle = load_bundle(path, mmap=mmap)
         manifest = bundle.manifest
-        preprocessor = linear = None
+        preprocessor = linear = extractor = None
         try:
+            if manifest.extractor is not None:
+                extractor = Extractor(bundle.blobs[manifest.extractor.file], manifest.extractor, threads=extractor_threads)
             if manifest.preprocessing:
                 preprocessor = Preprocessor.from_arrays(bundle.arrays.get(KNN_PREPROCESS_ARRAYS, {}), manifest.preprocessing)
             if manifest.linear is not None:
@@ -203,6 +235,7 @@ class KNNModel:
             manifest=manifest,
             preprocessor=preprocessor,
             linear=linear,
+            extractor=extractor,
         )
         try:
             check_model(model)
@@ -222,6 +255,9 @@ class KNNModel:
     ) -> Manifest:
         """Write the model as a bundle folder (atomically) and return its manifest."""
         arrays: dict[str, dict[str, np.ndarray]] = {}
+        blobs: dict[str, bytes] = {}
+        if self.extractor is not None:
+            blobs[self.extractor.record.file] = self.extractor.onnx
         if self.preprocessor is not None:
             arrays[KNN_PREPROCESS_ARRAYS] = self.preprocessor.to_arrays()
         if self.linear is not None:
@@ -237,10 +273,11 @@ class KNNModel:
             preprocessing=self.preprocessor.metadata() if self.preprocessor is not None else {},
             heads=self.heads,
             linear=self.linear.metadata() if self.linear is not None else None,
+            extractor=self.extractor.record if self.extractor is not None else None,
             metrics=metrics or {},
             extra=extra or {},
         )
-        self.manifest = save_bundle(path, manifest, self.index, self.labels, arrays=arrays, overwrite=overwrite)
+        self.manifest = save_bundle(path, manifest, self.index, self.labels, arrays=arrays, blobs=blobs, overwrite=overwrite)
         return self.manifest
 
     def with_defaults(self, defaults: KnnQuery) -> KNNModel:
@@ -249,8 +286,8 @@ class KNNModel:
 
     def with_linear(self, linear: Any | None) -> KNNModel:
         """A copy sharing the index, carrying a fitted linear head (a LinearClassifier) or none."""
-        if linear is not None and linear.n_features_in_ != self.dim:
-            raise InvalidInputError("linear", f"a head fitted on {self.dim} input features", linear.n_features_in_)
+        if linear is not None and linear.n_features_in_ != self.feature_dim:
+            raise InvalidInputError("linear", f"a head fitted on {self.feature_dim} features", linear.n_features_in_)
         return self._copy(linear=linear)
 
     def _copy(self, **changes: Any) -> KNNModel:
@@ -265,6 +302,7 @@ class KNNModel:
             "manifest": self.manifest,
             "preprocessor": self.preprocessor,
             "linear": self.linear,
+            "extractor": self.extractor,
         }
         return KNNModel(**{**fields, **changes})
 
@@ -274,6 +312,11 @@ class KNNModel:
     def dim(self) -> int:
         """Number of features one flattened input row has."""
         return math.prod(self.input_shape)
+
+    @property
+    def feature_dim(self) -> int:
+        """Number of features the linear head and the k-NN preprocessing read: the embedding size, else ``dim``."""
+        return self.extractor.embedding_dim if self.extractor is not None else self.dim
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -328,24 +371,53 @@ class KNNModel:
             raise InvalidInputError(field, "a numpy array", type(x).__name__)
         if x.ndim < 1 or x.shape[0] < 1:
             raise InvalidInputError(f"{field}.shape", "at least one row", f"shape {x.shape}")
+        expected = f"(n, {', '.join(map(str, self.input_shape))})"
+        if len(self.input_shape) > 1:
+            expected += f" or (n, {self.dim})"
+        if self.extractor is not None and x.dtype not in (np.uint8, np.float32):
+            # The extractor takes images: pixels as bytes, or float32 on the same scale.
+            raise InvalidInputError(f"{field}.dtype", f"uint8 or float32 images of shape {expected} (the extractor's input)",
+                                    str(x.dtype))
         if x.dtype.kind not in "uif":
             raise InvalidInputError(f"{field}.dtype", "uint8 or float32", str(x.dtype))
         if x.shape[1:] != self.input_shape and x.shape[1:] != (self.dim,):
-            expected = f"(n, {', '.join(map(str, self.input_shape))})"
-            if len(self.input_shape) > 1:
-                expected += f" or (n, {self.dim})"
+            if self.extractor is not None:
+                expected += f" (images for the extractor {self.extractor.record.source})"
             raise InvalidInputError(f"{field}.shape", expected, str(tuple(x.shape)))
         rows = np.ascontiguousarray(x.reshape(x.shape[0], self.dim), dtype=np.float32)
         if x.dtype != np.uint8:
             check_magnitude(rows, field)
         return rows
 
+    def embed(self, prepared: np.ndarray) -> np.ndarray:
+        """The features of prepared rows: the extractor's embeddings (n, embedding_dim), or the rows themselves."""
+        if self.extractor is None:
+            return prepared
+        return self.extractor(prepared, self.input_shape)
+
+    def vectors(self, prepared: np.ndarray) -> np.ndarray:
+        """What the index compares: the features after the k-NN preprocessing (the space Search distances are in)."""
+        features = self.embed(prepared)
+        return features if self.preprocessor is None else self.preprocessor.transform(features)
+
+    def search_features(self, prepared: np.ndarray, query: KnnQuery) -> Searched:
+        """:meth:`search` that also returns the extractor's features (None without one) for the linear head."""
+        assert query.k is not None, "resolve the query first (KNNModel.resolve)"
+        features = self.embed(prepared)
+        rows = features if self.preprocessor is None else self.preprocessor.transform(features)
+        raw, ids = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        return true_distances(raw, self.index_info.metric), ids, (features if self.extractor is not None else None)
+
+    def search_vectors(self, vectors: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search of rows already in the index's space (:meth:`vectors`): (distances on the true scale, ids)."""
+        assert query.k is not None, "resolve the query first (KNNModel.resolve)"
+        raw, ids = backend.search(self.index, vectors, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        return true_distances(raw, self.index_info.metric), ids
+
     def search(self, prepared: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:
         """The ``query.k`` nearest training vectors of prepared rows: (distances on the true scale, ids)."""
-        assert query.k is not None, "resolve the query first (KNNModel.resolve)"
-        rows = prepared if self.preprocessor is None else self.preprocessor.transform(prepared)
-        raw, ids = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
-        return true_distances(raw, self.index_info.metric), ids
+        distances, ids, _ = self.search_features(prepared, query)
+        return distances, ids
 
     def vote(self, distances: np.ndarray, ids: np.ndarray, query: KnnQuery) -> Classification:
         """Vote over (the first ``query.k`` columns of) already-found neighbors."""
@@ -371,17 +443,20 @@ class KNNModel:
             return parts[0]
         return Classification(*(np.concatenate(column) for column in zip(*(astuple(p) for p in parts))))
 
-    def predict_linear(self, prepared: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_linear(self, prepared: np.ndarray, features: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The linear head on prepared rows: class indices (n,) and probabilities (n, C).
 
-        For an SVM head the probabilities are a softmax over its scores: they rank like the scores
-        but are not calibrated.
+        ``features`` are the rows' features when a search already extracted them (:meth:`search_features`),
+        so the extractor does not run twice. For an SVM head the probabilities are a softmax over its
+        scores: they rank like the scores but are not calibrated.
         """
         if self.linear is None:
             raise InvalidInputError("heads", "knn only: this model has no linear head", "linear")
+        if features is None:
+            features = self.embed(prepared)
         probabilities = np.zeros((prepared.shape[0], self.n_classes), dtype=np.float32)
-        probabilities[:, self.linear.classes_.astype(np.int64)] = self.linear.predict_proba(prepared)
+        probabilities[:, self.linear.classes_.astype(np.int64)] = self.linear.predict_proba(features)
         return probabilities.argmax(axis=1).astype(np.int64), probabilities
 
 
-__all__ = ["Classification", "KNNModel", "true_distances"]
+__all__ = ["Classification", "KNNModel", "Searched", "true_distances"]

@@ -63,6 +63,8 @@ def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
         ("input", f"{manifest.input_dtype} {tuple(manifest.input_shape)}"),
         ("classes", f"{len(manifest.class_names)}: {', '.join(manifest.class_names)}"),
         ("heads", ", ".join(manifest.heads)),
+        ("features", "pixels (the input rows)" if manifest.extractor is None else
+         f"extractor {manifest.extractor.describe()} ({manifest.extractor.file}, {manifest.extractor.onnx_bytes / 2**10:.0f} KiB)"),
         ("k-NN preprocessing", _preprocessing(manifest.preprocessing)),
         ("index spec", index.spec),
         ("faiss factory", index.factory),
@@ -75,6 +77,10 @@ def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
     if manifest.dataset is not None:
         data = manifest.dataset
         rows.append(("dataset", f"{data.name} ({data.n_train} train / {data.n_test} test, sha256 {data.checksum[:12]}…)"))
+    if manifest.extractor is not None and manifest.extractor.parity is not None:
+        parity = manifest.extractor.parity
+        rows.append(("ONNX parity", f"max abs difference {parity.max_abs_diff:.2g} <= {parity.tolerance:g} on {parity.rows} "
+                                    f"validation rows, {parity.knn_disagreements} different {parity.knn_k}-NN predictions"))
     if manifest.linear is not None:
         params = manifest.linear.get("params", {})
         rows.append(("linear head", f"{params.get('loss')} (lr={params.get('learning_rate')}, λ={params.get('reg_strength')}, {params.get('reg')})"))

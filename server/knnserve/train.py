@@ -1,4 +1,10 @@
-"""Training pipeline: model selection on the training split, index it, fit the linear head, test, save."""
+"""Training pipeline: model selection on the training split, index it, fit the linear head, test, save.
+
+With learned features (``FeaturesConfig.features`` ``cnn`` or ``onnx:PATH``) the pipeline first makes
+the extractor and embeds every image with it (``features/learned.py``); the k-NN configuration and
+the linear head are then chosen on the embeddings of the validation rows the network never trained
+on, and the index and the head are fitted on embeddings.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,13 @@ import numpy as np
 from knnserve.bundle import DatasetInfo, Manifest
 from knnserve.data.dataset import Dataset
 from knnserve.errors import InvalidInputError
-from knnserve.features.knn_spec import AUTO_CANDIDATES, parse_knn_preprocess
+from knnserve.features.knn_spec import AUTO_CANDIDATES, EMBEDDING_AUTO_CANDIDATES, parse_knn_preprocess
+from knnserve.features.learned import LearnedFeatures, check_features_available, learn_features, parse_features
 from knnserve.index import resolve_spec
 from knnserve.model import KNNModel
 from knnserve.selection import DEFAULT_KS, CVResult, cross_validate_k
+from knnserve.training.config import ARCHITECTURES, CnnConfig
+from knnserve.vote import neighbor_labels, vote
 from knnserve_client.wire.query import KnnQuery
 
 LINEAR_LOSSES: tuple[str, ...] = ("softmax", "svm", "none")
@@ -52,12 +61,27 @@ class LinearConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """What the heads work on: ``pixels``, ``cnn`` / ``cnn:ARCH`` (trained here, see ``cnn``) or ``onnx:PATH``.
+
+    ``seed`` fixes the validation split and the network's training; ``extractor_threads`` is
+    onnxruntime's thread count while embedding the dataset (None: one per core).
+    """
+
+    features: str = "pixels"
+    cnn: CnnConfig = CnnConfig()
+    seed: int = 0
+    extractor_threads: int | None = None
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     """A trained model and what was measured while training it."""
 
     model: KNNModel
     metrics: dict[str, Any] = field(default_factory=dict)
     cv: CVResult | None = None
+    network: Any = None  # --features cnn: the trained torch network (never saved; the bundle holds its ONNX export)
 
 
 def dataset_info(dataset: Dataset) -> DatasetInfo:
@@ -179,14 +203,101 @@ def train_model(
     knn: KnnConfig = KnnConfig(),
     linear: LinearConfig = LinearConfig(),
     *,
+    features: FeaturesConfig = FeaturesConfig(),
     progress: bool = False,
 ) -> TrainedModel:
     """The whole pipeline behind ``knnserve train``: the k-NN index and, unless ``linear.loss`` is none, the head."""
+    spec = parse_features(features.features)
+    if spec.kind != "pixels":
+        return train_on_features(dataset, knn, linear, features, progress=progress)
     result = train_knn(dataset, knn, progress=progress)
     if linear.loss == "none":
         return result
     head, metrics = train_linear_head(dataset, linear, progress=progress)
     return TrainedModel(model=result.model.with_linear(head), metrics={**result.metrics, **metrics}, cv=result.cv)
+
+
+def train_on_features(
+    dataset: Dataset,
+    knn: KnnConfig,
+    linear: LinearConfig,
+    features: FeaturesConfig,
+    *,
+    progress: bool = False,
+) -> TrainedModel:
+    """The pipeline on learned features: extractor, embeddings, k-NN chosen on validation, index, head, test."""
+    spec = parse_features(features.features)
+    check_features_available(spec)  # the extra or the file missing: fail before any work
+    if spec.kind == "cnn":  # an impossible index/metric pair fails before minutes of training
+        resolve_spec(knn.index, n=len(dataset.y_train), d=ARCHITECTURES[spec.arch][2], metric=knn.metric, storage=knn.storage)
+    if knn.preprocess != "auto":
+        parse_knn_preprocess(knn.preprocess)
+    if knn.choose_k and knn.defaults.k is not None:
+        raise InvalidInputError("k", "unset when it is chosen on validation (--k auto)", knn.defaults.k)
+    learned = learn_features(dataset, spec, CnnConfig(**{**features.cnn.to_dict(), "seed": features.seed}), seed=features.seed,
+                             extractor_threads=features.extractor_threads, progress=progress)
+    chosen, preprocess, cv = _select_on_validation(learned, dataset, knn, progress=progress)
+    started = time.perf_counter()
+    model = KNNModel.fit(
+        dataset.x_train, dataset.y_train, class_names=dataset.class_names, index=knn.index, metric=knn.metric,
+        storage=knn.storage, preprocess=parse_knn_preprocess(preprocess), defaults=chosen, progress=progress,
+        extractor=learned.extractor, features=learned.train,
+    )
+    metrics: dict[str, Any] = {**learned.metrics, "knn_preprocess": preprocess,
+                               "build_seconds": round(time.perf_counter() - started, 3)}
+    query = model.resolve()
+    if cv is not None:
+        metrics["knn_validation"] = cv.as_dict()
+    if dataset.x_test.shape[0]:
+        evaluated = time.perf_counter()
+        vectors = learned.test if model.preprocessor is None else model.preprocessor.transform(learned.test)
+        distances, ids = model.search_vectors(vectors, query)
+        predictions = model.vote(distances, ids, query).predictions
+        metrics.update(knn_test_accuracy=accuracy(predictions, dataset.y_test),
+                       knn_test_seconds=round(time.perf_counter() - evaluated, 3), knn_test_rows=int(dataset.x_test.shape[0]))
+    if linear.loss != "none":
+        head, head_metrics = _linear_on_features(learned, dataset, linear, progress=progress)
+        model = model.with_linear(head)
+        metrics.update(head_metrics)
+    return TrainedModel(model=model, metrics=metrics, cv=cv, network=learned.network)
+
+
+def _select_on_validation(learned: LearnedFeatures, dataset: Dataset, config: KnnConfig, *,
+                          progress: bool) -> tuple[KnnQuery, str, CVResult | None]:
+    """k, weighting and preprocessing (raw or cosine: the metric) chosen on the validation rows' embeddings."""
+    defaults = config.defaults
+    auto_preprocess = config.preprocess == "auto"
+    if not (config.choose_k or auto_preprocess):
+        return defaults, config.preprocess, None
+    weights = (defaults.weights,) if defaults.weights else (("uniform", "distance") if config.choose_k else ("uniform",))
+    fit = len(learned.fit_rows)
+    ks = (tuple(k for k in config.cv_ks if k <= fit) or (1,)) if config.choose_k else (defaults.k or 5,)
+    cv = cross_validate_k(
+        learned.train, dataset.y_train, n_classes=dataset.n_classes, ks=ks, weights=weights,
+        preprocess=EMBEDDING_AUTO_CANDIDATES if auto_preprocess else (config.preprocess,), metric=config.metric,
+        tie_break=defaults.tie_break or "nearest", progress=progress, holdout=(learned.fit_rows, learned.val_rows),
+    )
+    return defaults.replace(k=cv.best.k, weights=cv.best.weights), cv.best.preprocess, cv
+
+
+def _linear_on_features(learned: LearnedFeatures, dataset: Dataset, config: LinearConfig, *,
+                        progress: bool) -> tuple[Any, dict[str, Any]]:
+    """The linear head on the embeddings: trained on the fit rows, its learning rate and λ chosen on the validation rows."""
+    from knnserve.linear import tune_linear_classifier
+
+    if config.loss not in LINEAR_LOSSES[:-1]:
+        raise InvalidInputError("linear", "softmax or svm", repr(config.loss))
+    started = time.perf_counter()
+    y = dataset.y_train
+    head, search = tune_linear_classifier(
+        learned.train[learned.fit_rows], y[learned.fit_rows], X_val=learned.train[learned.val_rows],
+        y_val=y[learned.val_rows], loss=config.loss, seed=config.seed, verbose=progress,
+    )
+    metrics: dict[str, Any] = {"linear_loss": config.loss, "linear_seconds": round(time.perf_counter() - started, 3),
+                               "linear_search": search.to_dict()}
+    if dataset.x_test.shape[0]:
+        metrics["linear_test_accuracy"] = float(head.score(learned.test, dataset.y_test))
+    return head, metrics
 
 
 def save_trained(result: TrainedModel, dataset: Dataset, out: str | Path, *, name: str, overwrite: bool = False) -> Manifest:

@@ -137,7 +137,7 @@ def test_unexpected_error_is_internal_with_generic_message(start_server, caplog:
         if model.manifest.name == "pixels":
             def explode(*args: object, **kwargs: object) -> None:
                 raise RuntimeError("secret internal detail")
-            model.search = explode  # type: ignore[method-assign]
+            model.search_features = explode  # type: ignore[method-assign]  # what the data plane's batcher calls
         return model
 
     _, target = start_server(loader=broken_loader)

@@ -174,14 +174,14 @@ def slow_search_loader(delay: float, *, min_k: int = 0):  # type: ignore[no-unty
 
     def load(path):  # type: ignore[no-untyped-def]
         model = KNNModel.load(path)
-        search = model.search
+        search = model.search_features  # what the data plane's batcher calls
 
         def slow(rows, query):  # type: ignore[no-untyped-def]
             if (query.k or 0) >= min_k:
                 time.sleep(delay)
             return search(rows, query)
 
-        model.search = slow  # type: ignore[method-assign]
+        model.search_features = slow  # type: ignore[method-assign]
         return model
 
     return load

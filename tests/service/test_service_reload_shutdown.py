@@ -106,13 +106,13 @@ def test_single_bundle_mode(start_server, models) -> None:
 def slow_loader(delay: float):  # type: ignore[no-untyped-def]
     def load(path: Path) -> KNNModel:
         model = KNNModel.load(path)
-        search = model.search
+        search = model.search_features  # what the data plane's batcher calls
 
         def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
             time.sleep(delay)
             return search(*args, **kwargs)
 
-        model.search = slow  # type: ignore[method-assign]
+        model.search_features = slow  # type: ignore[method-assign]
         return model
 
     return load
@@ -153,13 +153,13 @@ def test_request_whose_deadline_passes_in_the_queue_is_not_searched(start_server
 
     def counting_loader(path: Path) -> KNNModel:
         model = slow_loader(0.4)(path)
-        inner = model.search
+        inner = model.search_features
 
         def count(rows, query):  # type: ignore[no-untyped-def]
             searched.append(rows.shape[0])
             return inner(rows, query)
 
-        model.search = count  # type: ignore[method-assign]
+        model.search_features = count  # type: ignore[method-assign]
         return model
 
     _, target = start_server(loader=counting_loader)

@@ -272,6 +272,34 @@ class QueryLimits:
 
 
 @dataclass(frozen=True)
+class FeatureSpace:
+    """The space a model works in (see the FeatureSpace message): what its index holds and its linear head reads.
+
+    ``input`` is ``"pixels"`` or ``"extractor"``; ``extractor`` names the extractor (``cnn:small``,
+    ``onnx:FILE``; empty for pixels) and ``embedding_dim`` its output size (0 for pixels);
+    ``preprocessing`` is the k-NN preprocessing after it (``raw``, ``cosine``, ``pca:D[+cosine]``);
+    ``dim`` the dimension of the indexed vectors, between which Search distances are measured.
+    """
+
+    input: str
+    extractor: str
+    embedding_dim: int
+    preprocessing: str
+    dim: int
+
+    def to_proto(self) -> pb.FeatureSpace:
+        """The FeatureSpace message."""
+        return pb.FeatureSpace(input=self.input, extractor=self.extractor, embedding_dim=self.embedding_dim,
+                               preprocessing=self.preprocessing, dim=self.dim)
+
+    @classmethod
+    def from_proto(cls, message: pb.FeatureSpace) -> FeatureSpace:
+        """Decode a FeatureSpace message."""
+        return cls(input=message.input, extractor=message.extractor, embedding_dim=message.embedding_dim,
+                   preprocessing=message.preprocessing, dim=message.dim)
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """A served model at one version (see the ModelInfo message for each field)."""
 
@@ -288,6 +316,7 @@ class ModelInfo:
     created_at: str
     dataset: str
     limits: QueryLimits
+    features: FeatureSpace
 
     def to_proto(self) -> pb.ModelInfo:
         """The ModelInfo message."""
@@ -304,6 +333,7 @@ class ModelInfo:
             created_at=self.created_at,
             dataset=self.dataset,
             limits=self.limits.to_proto(),
+            features=self.features.to_proto(),
         )
         query_into(message.defaults, self.defaults)
         return message
@@ -325,11 +355,13 @@ class ModelInfo:
             created_at=message.created_at,
             dataset=message.dataset,
             limits=QueryLimits.from_proto(message.limits),
+            features=FeatureSpace.from_proto(message.features),
         )
 
 
 __all__ = [
     "ClassifyResult",
+    "FeatureSpace",
     "HeadResult",
     "IndexInfo",
     "ModelInfo",

@@ -83,7 +83,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
     info.set_defaults(handler=run_info)
 
-    templates = sub.add_parser("templates", help="draw the linear head's rows of W as images, one template per class")
+    templates = sub.add_parser(
+        "templates",
+        help="draw the linear head's rows of W as images, one template per class; only for pixel-space heads "
+             "(a head on learned features, --features cnn, reads an embedding, not an image: it has no templates)")
     add_common_options(templates)
     templates.add_argument("--model", type=Path, required=True, help="bundle folder with a linear head")
     templates.add_argument("--out", type=Path, required=True, help="PNG to write")

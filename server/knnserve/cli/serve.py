@@ -108,8 +108,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from knnserve.service.demo import run_demo as demo
 
     demo(models_dir=args.models, dataset=args.dataset, data_dir=args.data_dir, index=args.index,
-         linear=not args.no_linear, request_rows=args.request_rows, concurrency=args.concurrency,
-         progress=not args.no_progress)
+         linear=not args.no_linear, features=args.features, epochs=args.epochs, request_rows=args.request_rows,
+         concurrency=args.concurrency, progress=not args.no_progress)
     return 0
 
 
@@ -177,6 +177,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--data-dir", type=Path, default=None, help="folder with the dataset files")
     demo.add_argument("--index", default="flat", help="index spec for a bundle trained here (default: flat)")
     demo.add_argument("--no-linear", action="store_true", help="train a new bundle without the linear head")
+    demo.add_argument("--features", default="pixels",
+                      help="what a bundle trained here works on: pixels, or cnn (an embedding network trained on the "
+                           'training split; needs pip install "knnserve[cnn]"; `make demo` uses it) (default: pixels)')
+    demo.add_argument("--epochs", type=Ranged(int, 1, 1000), default=None,
+                      help="with --features cnn: most epochs of network training (default: knnserve train's)")
     demo.add_argument("--request-rows", type=POSITIVE, default=100, help="rows per request (default: 100)")
     demo.add_argument("--concurrency", type=POSITIVE, default=4, help="concurrent clients (default: 4)")
     demo.set_defaults(handler=run_demo)

@@ -19,14 +19,22 @@ from knnserve.cli.options import (
     query_of,
 )
 from knnserve.index.spec import ALIASES, METRICS, STORAGES
+from knnserve.training.config import CnnConfig
+
+CNN_DEFAULTS = CnnConfig()
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a bundle as the options say and print its summary."""
     from knnserve.data import load_dataset
+    from knnserve.features.learned import check_features_available, parse_features
     from knnserve.index import set_num_threads
     from knnserve.outputs import manifest_summary
-    from knnserve.train import KnnConfig, LinearConfig, save_trained, train_model
+    from knnserve.train import FeaturesConfig, KnnConfig, LinearConfig, save_trained, train_model
+    from knnserve.training.config import CnnConfig
+
+    spec = parse_features(args.features)
+    check_features_available(spec)  # without the cnn extra: one line, at once, before the data is read
 
     config = KnnConfig(
         index=args.index,
@@ -38,14 +46,34 @@ def run_train(args: argparse.Namespace) -> int:
         cv_folds=args.cv_folds,
     )
     linear = LinearConfig(loss=args.linear, seed=args.seed)
+    features = FeaturesConfig(
+        features=args.features,
+        cnn=CnnConfig(epochs=args.epochs, patience=None if args.patience == 0 else args.patience, batch_size=args.batch_size,
+                      hflip=not args.no_flip, threads=args.train_threads, seed=args.seed),
+        seed=args.seed,
+        extractor_threads=args.threads,
+    )
     set_num_threads(args.threads)
     dataset = load_dataset(args.dataset, data_dir=args.data_dir, download=not args.no_download)
     print(f"dataset {dataset.name}: {dataset.x_train.shape[0]} train, {dataset.x_test.shape[0]} test, "
           f"{dataset.x_train.dtype} {dataset.image_shape}, {dataset.n_classes} classes ({dataset.source})")
-    result = train_model(dataset, config, linear, progress=not args.no_progress)
+    result = train_model(dataset, config, linear, features=features, progress=not args.no_progress)
+    if spec.kind != "pixels":
+        extractor = result.model.extractor
+        assert extractor is not None
+        print(f"extractor {extractor.record.describe()}")
+        if "cnn_test_accuracy" in result.metrics:
+            print(f"network: {result.metrics['cnn_epochs_run']} epochs in {result.metrics['cnn_train_seconds']:.1f} s "
+                  f"(best epoch {result.metrics['cnn_best_epoch']}, validation accuracy {result.metrics['cnn_val_accuracy']:.2%}), "
+                  f"its own softmax on the test split {result.metrics['cnn_test_accuracy']:.2%}")
+        if extractor.record.parity is not None:
+            parity = extractor.record.parity
+            print(f"ONNX vs torch on {parity.rows} validation rows: max abs difference {parity.max_abs_diff:.2g} "
+                  f"(<= {parity.tolerance:g}), {parity.knn_disagreements} different k-NN predictions")
     if result.cv is not None:
         best = result.cv.best
-        print(f"cross-validation ({result.cv.folds} folds, {result.cv.seconds:.1f} s): k={best.k}, weights={best.weights}, "
+        how = "validation rows" if result.cv.folds == 1 else f"cross-validation ({result.cv.folds} folds)"
+        print(f"{how} ({result.cv.seconds:.1f} s): k={best.k}, weights={best.weights}, "
               f"preprocess={best.preprocess}, accuracy {best.mean:.2%} ± {best.std:.2%}")
         if args.cv_plot is not None:
             from knnserve.selection.plot import plot_cv_curve
@@ -95,13 +123,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_threads_option(parser)
     parser.add_argument("--preprocess", default="auto",
                         help="k-NN preprocessing: raw, cosine, pca:D, pca:D+cosine, or auto to choose between raw and "
-                             "pca:128+cosine by cross-validation on the training split (default: auto)")
+                             "pca:128+cosine by cross-validation on the training split (on learned features: between raw "
+                             "and cosine, on the validation rows) (default: auto)")
     parser.add_argument("--cv-folds", type=Ranged(int, 2), default=5, help="folds for --k/--preprocess auto (default: 5)")
     parser.add_argument("--cv-plot", type=Path, default=None, help="with --k auto, write the CV curve (mean ± std per k) to this PNG")
     parser.add_argument("--linear", choices=("softmax", "svm", "none"), default="softmax",
                         help="linear head trained beside the index; learning rate and λ chosen on a validation split "
                              "of the training data (default: softmax)")
-    parser.add_argument("--seed", type=SEED, default=0, help="seed of the validation split and the linear head's training (default: 0)")
+    learned = parser.add_argument_group(
+        "learned features", "--features cnn trains an embedding network on the training split (needs the extra: "
+        'pip install "knnserve[cnn]"); the index and the linear head then work on its embeddings. Serving needs only '
+        "onnxruntime. See docs/features.md.")
+    learned.add_argument("--features", default="pixels",
+                         help="what the heads work on: pixels; cnn (= cnn:small, 242k parameters), cnn:wide (two convolutions "
+                              "a block), cnn:tiny (for smoke tests); or onnx:PATH, an image model of your own "
+                              "(float32 [batch, C, H, W] or [batch, H, W, C] in, [batch, D] out; checked against the "
+                              "dataset's images here) (default: pixels)")
+    learned.add_argument("--epochs", type=Ranged(int, 1, 1000), default=CNN_DEFAULTS.epochs,
+                         help=f"most epochs of network training (default: {CNN_DEFAULTS.epochs})")
+    learned.add_argument("--patience", type=Ranged(int, 0, 1000), default=CNN_DEFAULTS.patience,
+                         help="stop after this many epochs without a better validation accuracy, keeping the best "
+                              f"epoch's weights; 0 never stops early (default: {CNN_DEFAULTS.patience})")
+    learned.add_argument("--batch-size", type=Ranged(int, 2, 65536), default=CNN_DEFAULTS.batch_size,
+                         help=f"images per training step (default: {CNN_DEFAULTS.batch_size})")
+    learned.add_argument("--no-flip", action="store_true",
+                         help="no horizontal flips in the augmentation (for digits and text, where a flip changes the class)")
+    learned.add_argument("--train-threads", type=POSITIVE, default=None,
+                         help="torch threads while training the network (default: one per core)")
+    parser.add_argument("--seed", type=SEED, default=0,
+                        help="seed of the validation split, the network's and the linear head's training (default: 0)")
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     parser.add_argument("--name", default=None, help="model name (default: the --out folder name)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")

@@ -44,9 +44,11 @@ from knnserve.dataplane.config import BatchConfig
 from knnserve_client.wire.errors import DeadlineExpiredError
 from knnserve_client.wire.query import KnnQuery
 
-# A model's search: prepared rows and a resolved query in, (distances, ids) out (KNNModel.search).
-BatchSearch = Callable[[np.ndarray, KnnQuery], tuple[np.ndarray, np.ndarray]]
-Found = tuple[np.ndarray, np.ndarray]
+# A model's search: prepared rows and a resolved query in, (distances, ids) out, optionally followed
+# by row-aligned extras such as the extractor's features (KNNModel.search_features). Each caller gets
+# its own rows of every part, and the first k columns of distances and ids; an extra of None stays None.
+BatchSearch = Callable[[np.ndarray, KnnQuery], tuple[np.ndarray | None, ...]]
+Found = tuple[np.ndarray | None, ...]
 
 log = logging.getLogger(__name__)
 # How long a request over the batch budget waits for a gap between the batches of small requests.
@@ -329,7 +331,7 @@ class DynamicBatcher:
             self._observer.observe_batch(self._name, rows.shape[0], len(live))
         started = time.monotonic()
         try:
-            distances, ids = self._search(rows, query)
+            found = self._search(rows, query)
         except Exception as exc:  # every request of the batch gets the error; the thread keeps serving
             log.exception("batched search failed", extra={"model": self._name, "rows": int(rows.shape[0])})
             for item in live:
@@ -344,7 +346,9 @@ class DynamicBatcher:
         for item in live:
             stop = start + item.rows.shape[0]
             k = item.query.k
-            item.future.set_result((distances[start:stop, :k], ids[start:stop, :k]))
+            distances, ids, *extras = found
+            item.future.set_result((distances[start:stop, :k], ids[start:stop, :k],  # type: ignore[index]
+                                    *(None if extra is None else extra[start:stop] for extra in extras)))
             start = stop
 
 

@@ -6,7 +6,8 @@ methods and encodes the answer; every check runs here, in this order, so every p
 the same errors: model and version (NOT_FOUND), rows per request (RESOURCE_EXHAUSTED), the rows
 themselves (INVALID_ARGUMENT, via ``KNNModel.prepare``), the query against the model
 (``KNNModel.resolve``), the heads, then rows x k (RESOURCE_EXHAUSTED). Searches go through the
-model version's batcher; voting, the linear head and top-n run on the caller's thread.
+model version's batcher (with the model's feature extractor, when it has one, inside the batch);
+voting, the linear head (on the features the batch extracted) and top-n run on the caller's thread.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from knnserve.dataplane.registry import ModelRegistry, ServedModel
+from knnserve.features.knn_spec import knn_preprocess_name
 from knnserve.model import KNNModel
 from knnserve.vote import neighbor_labels
 from knnserve_client.wire.errors import DeadlineExpiredError, InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.limits import ServerLimits
 from knnserve_client.wire.messages import (
     ClassifyResult,
+    FeatureSpace,
     HeadResult,
     IndexInfo,
     ModelInfo,
@@ -34,7 +37,9 @@ from knnserve_client.wire.messages import (
 )
 from knnserve_client.wire.query import KnnQuery
 
-Found = tuple[np.ndarray, np.ndarray]
+# (distances, ids, features): features are the extractor's embeddings of the rows, computed inside
+# the batch's search, when the model has an extractor (the linear head reads them), else None.
+Found = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def batch_key(model: KNNModel, query: KnnQuery) -> Hashable:
@@ -91,6 +96,19 @@ def model_info(served: ServedModel, versions: Sequence[int], limits: ServerLimit
         created_at=manifest.created_at.isoformat() if manifest is not None else "",
         dataset=manifest.dataset.name if manifest is not None and manifest.dataset is not None else "",
         limits=QueryLimits(max_k=bounds.ntotal, max_nprobe=bounds.nlist, max_ef_search=bounds.max_ef_search),
+        features=feature_space(model),
+    )
+
+
+def feature_space(model: KNNModel) -> FeatureSpace:
+    """The space ``model`` works in, as ModelInfo reports it."""
+    extractor = model.extractor.record if model.extractor is not None else None
+    return FeatureSpace(
+        input="extractor" if extractor is not None else "pixels",
+        extractor=extractor.source if extractor is not None else "",
+        embedding_dim=extractor.embedding_dim if extractor is not None else 0,
+        preprocessing=knn_preprocess_name(model.preprocessor.config if model.preprocessor is not None else None),
+        dim=model.index_info.dim,
     )
 
 
@@ -129,16 +147,16 @@ class PendingClassify:
         """Wait for the search (until the deadline), vote, and run the linear head if asked."""
         model = self.served.model
         top_n = self.query.top_n or 0
-        knn = neighbors = None
+        knn = neighbors = features = None
         if self._future is not None:
-            distances, ids = wait(self._future, self._deadline)
+            distances, ids, features = wait(self._future, self._deadline)
             voted = model.vote(distances, ids, self.query)
             knn = head_result(voted.predictions, voted.probabilities, top_n)
             if self._return_neighbors:
                 neighbors = Neighbors(voted.ids.astype(np.int64), voted.distances.astype(np.float32), voted.neighbor_labels)
         linear = None
         if "linear" in self._heads:
-            predictions, probabilities = model.predict_linear(self._rows)
+            predictions, probabilities = model.predict_linear(self._rows, features)
             linear = head_result(predictions, probabilities, top_n)
         params = self.query if knn is not None else None
         return ClassifyResult(self.served.name, self.served.version, knn, linear, neighbors, params, self._tag)
@@ -236,7 +254,7 @@ class DataPlane:
         self._check_neighbors(rows.shape[0], resolved.k or 0, field)
         model = served.model
         future = served.searcher.submit(rows, resolved, key=batch_key(model, resolved), deadline=deadline)
-        distances, ids = wait(future, deadline)
+        distances, ids, _ = wait(future, deadline)
         found = Neighbors(ids.astype(np.int64), distances.astype(np.float32), neighbor_labels(model.labels, ids))
         return SearchResult(served.name, served.version, found)
 
@@ -253,4 +271,4 @@ class DataPlane:
         return tuple(chosen)
 
 
-__all__ = ["DataPlane", "PendingClassify", "batch_key", "head_result", "model_info", "top_classes", "wait"]
+__all__ = ["DataPlane", "PendingClassify", "batch_key", "feature_space", "head_result", "model_info", "top_classes", "wait"]

@@ -134,8 +134,8 @@ def searcher_factory(
 
     def make(label: str, model: KNNModel) -> Searcher:
         if not config.enabled:
-            return DirectSearcher(model.search)
-        return DynamicBatcher(model.search, config, name=label, observer=observer, on_thread_start=on_thread_start,
+            return DirectSearcher(model.search_features)
+        return DynamicBatcher(model.search_features, config, name=label, observer=observer, on_thread_start=on_thread_start,
                               on_large_thread_start=on_large_thread_start)
 
     return make

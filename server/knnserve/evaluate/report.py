@@ -171,6 +171,45 @@ def memory_table(results: Results) -> list[str]:
                    "train s", "add s"], rows)
 
 
+def bundles_table(results: Results) -> list[str]:
+    """Trained bundles side by side (pixels, PCA/cosine, learned features), each in its own space."""
+    rows = []
+    for r in results.runs:
+        if r.space == "raw" or r.transport != "in-process":
+            continue
+        index = r.index or {}
+        memory = (r.memory.bytes if r.memory else 0) + int(index.get("extractor_bytes", 0))
+        e = r.extraction
+        rows.append([
+            r.run_id, str(index.get("spec", r.label)), str(index.get("features", "pixels")), _params(r), _pct(r.accuracy),
+            _f(r.recall), _qps(r.batch.qps) if r.batch else "", _f(r.single.p50_ms, 3) if r.single else "",
+            _f(r.single.p99_ms, 3) if r.single else "",
+            f"{memory / 2**20:.2f} MiB" + (f" (extractor {int(index['extractor_bytes']) / 2**10:.0f} KiB)" if "extractor_bytes" in index else ""),
+            _pct(e.batch_share) if e and e.batch_share is not None else "",
+            _f(e.single_p50_ms, 3) if e and e.single_p50_ms is not None else "",
+        ])
+    if not rows:
+        return []
+    return _table(["run", "bundle", "features", "params", "accuracy", "recall@k (own space)", "batch QPS", "p50 ms", "p99 ms",
+                   "memory (index + extractor)", "extraction share of batch", "extraction p50 ms"], rows)
+
+
+def extraction_table(results: Results) -> list[str]:
+    """The feature extractor's part of each bundle run's timed calls."""
+    rows = []
+    for r in results.runs:
+        e = r.extraction
+        if e is None:
+            continue
+        rows.append([r.run_id, _index(r), _params(r), _f(e.batch_seconds, 3), _qps(e.batch_rows_per_s) if e.batch_rows_per_s else "",
+                     _pct(e.batch_share) if e.batch_share is not None else "", _f(r.batch.median_seconds, 3) if r.batch else "",
+                     _f(e.single_p50_ms, 3), _f(e.single_p99_ms, 3), _f(r.single.p50_ms, 3) if r.single else ""])
+    if not rows:
+        return []
+    return _table(["run", "index", "params", "extraction s (batch pass)", "images/s", "share of the pass", "whole pass s",
+                   "extraction p50 ms (1 row)", "extraction p99 ms", "whole call p50 ms"], rows)
+
+
 def derived_answers(results: Results) -> list[str]:
     """Plain answers to the questions the run exists for, computed from the records."""
     lines: list[str] = []
@@ -279,6 +318,10 @@ def render_report(results: Results, plots: list[str]) -> str:
     lines += ["", "## Batch throughput", ""] + batch_table(results)
     lines += ["", "## Single-query latency", ""] + single_table(results)
     lines += ["", "## Memory and build time", ""] + memory_table(results)
+    if bundles := bundles_table(results):
+        lines += ["", "## Bundles side by side (each scored in its own feature space)", ""] + bundles
+    if extraction := extraction_table(results):
+        lines += ["", "## Feature extraction (inside the timed search calls, as in the server)", ""] + extraction
     if wire := wire_table(results):
         lines += ["", "## In-process vs over the wire", ""] + wire
     if results.tuning:

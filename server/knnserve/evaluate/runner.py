@@ -4,6 +4,7 @@ answered (``RunOutput``), close it. A system may bring a twin that is timed inte
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -16,7 +17,7 @@ from knnserve.evaluate.workload import Workload
 
 
 def _output(described: Description, setting: Setting, measured: Measurement, answer: Answer, rows: np.ndarray,
-            n_queries: int) -> RunOutput:
+            n_queries: int, extraction: dict[str, Any] | None = None) -> RunOutput:
     ids = distances = predictions = prediction_rows = None
     if isinstance(answer, tuple):
         distances, ids = (np.asarray(part) for part in answer)
@@ -42,6 +43,7 @@ def _output(described: Description, setting: Setting, measured: Measurement, ans
         extrapolated_seconds=extrapolated,
         notes=described.notes,
         space=described.space,
+        extraction=extraction,
     )
 
 
@@ -72,6 +74,10 @@ def run_system(system: System, workload: Workload, config: EvaluateConfig, *, tw
             if bar is not None:
                 bar.set_postfix_str(label)
             twin_setting = Setting()
+            clocks = [getattr(member, "stages", None) for member, _ in members]  # StageClock: extraction, apart
+            for clock in clocks:
+                if clock is not None:
+                    clock.reset()
             calls = [lambda part, s=setting: system.search(prepared[0][part], s)]
             if twin is not None:
                 calls.append(lambda part: twin.search(prepared[1][part], twin_setting))
@@ -79,15 +85,17 @@ def run_system(system: System, workload: Workload, config: EvaluateConfig, *, tw
                 calls, n, modes=modes, single_rows=single_rows, repeats=config.repeats, max_seconds=config.max_run_seconds,
                 threads=config.threads, progress=config.progress, desc=label, answer_all=not subsampled,
             )
+            stages = [clock.summary(n) if clock is not None else None for clock in clocks]
             outputs = []
-            for (member, member_described), rows_of, measurement, member_setting in zip(
-                members, prepared, measured, [setting, twin_setting]
+            for (member, member_described), rows_of, measurement, member_setting, extraction in zip(
+                members, prepared, measured, [setting, twin_setting], stages
             ):
                 if subsampled:  # answered (untimed) on the rows it was timed on, not on every query
                     answer, rows = member.search(rows_of[single_rows], member_setting), single_rows
                 else:
                     answer, rows = measurement.answer, np.arange(n)
-                outputs.append(_output(member_described, member_setting, measurement, member.finish(answer), rows, n))
+                outputs.append(_output(member_described, member_setting, measurement, member.finish(answer), rows, n,
+                                       extraction))
             yield from reversed(outputs)  # the twin (the yardstick) first, as the report reads
             if bar is not None:
                 bar.update(1)

@@ -44,6 +44,8 @@ class RunOutput:
     extrapolated_seconds : for a subsampled baseline, the time its rate implies for all queries.
     notes : facts the report should say next to the figures.
     space : key of the feature space the ids were searched in (``raw``, or ``bundle:NAME``).
+    extraction : for bundles with a feature extractor, the seconds its part of the timed calls took
+        (``StageClock.summary``: batch median, 1-row percentiles).
     """
 
     label: str
@@ -62,6 +64,7 @@ class RunOutput:
     extrapolated_seconds: float | None = None
     notes: tuple[str, ...] = ()
     space: str = "raw"
+    extraction: dict[str, Any] | None = None
 
 
 def params_label(params: dict[str, int]) -> str:

@@ -61,6 +61,17 @@ class SingleRecord(_Record):
     speedup: float | None = None
 
 
+class ExtractionRecord(_Record):
+    """The feature extractor's part of a bundle's timed searches (it runs inside them, as in the server)."""
+
+    calls: int
+    batch_seconds: float | None = Field(default=None, description="median seconds of extraction in a batch pass")
+    batch_rows_per_s: float | None = None
+    batch_share: float | None = Field(default=None, description="batch_seconds / the pass's median seconds")
+    single_p50_ms: float | None = None
+    single_p99_ms: float | None = None
+
+
 class RunRecord(_Record):
     """One system × index × search setting."""
 
@@ -84,6 +95,8 @@ class RunRecord(_Record):
     pareto: dict[str, bool] = Field(default_factory=dict, description="on the recall-vs-QPS Pareto front, per mode")
     notes: list[str] = Field(default_factory=list)
     space: str = Field(default="raw", description="feature space searched and scored in (see Results.spaces)")
+    extraction: ExtractionRecord | None = Field(
+        default=None, description="bundles with a feature extractor: its share of the timed calls")
 
 
 class Reference(_Record):

@@ -10,7 +10,9 @@ from knnserve.evaluate.config import EvaluateConfig
 from knnserve.evaluate.groundtruth import GroundTruth
 from knnserve.evaluate.metrics import accuracy, exact_distances, id_overlap, pareto_front, recall_at_k
 from knnserve.evaluate.runs import RunOutput
-from knnserve.evaluate.schema import BatchRecord, BuildRecord, MemoryRecord, Reference, RunRecord, SingleRecord
+from knnserve.evaluate.schema import (
+    BatchRecord, BuildRecord, ExtractionRecord, MemoryRecord, Reference, RunRecord, SingleRecord,
+)
 from knnserve.evaluate.space import RAW, FeatureSpace
 from knnserve.evaluate.timing import latency_summary
 from knnserve.evaluate.workload import Workload
@@ -105,7 +107,17 @@ def score_run(run_id: str, run: RunOutput, truths: dict[str, SpaceTruth], worklo
         index=run.index, params=dict(run.params), exact=run.exact, build=build, memory=_memory(run, workload),
         recall=recall, recall_ids=recall_ids, accuracy=acc, accuracy_delta=delta, accuracy_queries=acc_rows,
         batch=_batch(run), single=_single(run), extrapolated_seconds=run.extrapolated_seconds, notes=notes, space=run.space,
+        extraction=_extraction(run),
     )
+
+
+def _extraction(run: RunOutput) -> ExtractionRecord | None:
+    if run.extraction is None:
+        return None
+    record = dict(run.extraction)
+    if record.get("batch_seconds") and run.batch is not None and run.batch.median_seconds > 0:
+        record["batch_share"] = record["batch_seconds"] / run.batch.median_seconds
+    return ExtractionRecord(**record)
 
 
 def references(records: list[RunRecord]) -> dict[str, Reference | None]:

@@ -1,8 +1,9 @@
 """Feature spaces: the rows an index actually searches (raw input, or a bundle's preprocessed features).
 
 Recall is only meaningful against exact search *in the space the index searches*. Indexes built
-from ``--index`` specs search the raw rows; a trained bundle may first apply its k-NN preprocessing
-(PCA, L2-normalisation), so its ground truth is computed on the same transform of the same rows.
+from ``--index`` specs search the raw rows; a trained bundle may first run its feature extractor
+(a CNN's embedding) and apply its k-NN preprocessing (PCA, L2-normalisation), so its ground truth is
+computed on the same transform of the same rows.
 """
 
 from __future__ import annotations
@@ -43,20 +44,23 @@ def raw_space(workload: Workload, metric: str) -> FeatureSpace:
 
 
 def _transform(model: KNNModel, rows: np.ndarray) -> np.ndarray:
-    assert model.preprocessor is not None
-    parts = [model.preprocessor.transform(rows[s : s + TRANSFORM_CHUNK_ROWS]) for s in range(0, rows.shape[0], TRANSFORM_CHUNK_ROWS)]
+    parts = [model.vectors(model.prepare(rows[s : s + TRANSFORM_CHUNK_ROWS])) for s in range(0, rows.shape[0], TRANSFORM_CHUNK_ROWS)]
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def model_space(model: KNNModel, workload: Workload, key: str) -> FeatureSpace:
     """The space a loaded bundle searches: its preprocessing applied to the workload's rows (raw when it has none)."""
     metric = model.index_info.metric
-    if model.preprocessor is None:
+    if model.preprocessor is None and model.extractor is None:
         return FeatureSpace(key, f"raw input rows ({workload.dim} dims)", workload.base, workload.queries, metric)
-    steps = ", ".join(f"{k}={v}" for k, v in model.preprocessor.config.to_dict().items())
+    parts = []
+    if model.extractor is not None:
+        parts.append(f"the bundle's extractor ({model.extractor.record.source}, {model.extractor.embedding_dim}-d embedding)")
+    if model.preprocessor is not None:
+        steps = ", ".join(f"{k}={v}" for k, v in model.preprocessor.config.to_dict().items())
+        parts.append(f"its k-NN preprocessing ({steps})")
     base = _transform(model, workload.base)
-    return FeatureSpace(key, f"the bundle's k-NN preprocessing ({steps}) -> {base.shape[1]} dims", base,
-                        _transform(model, workload.queries), metric)
+    return FeatureSpace(key, f"{', then '.join(parts)} -> {base.shape[1]} dims", base, _transform(model, workload.queries), metric)
 
 
 def check_bundle(path: Path, manifest: Manifest, workload: Workload, dataset_checksum: str) -> None:

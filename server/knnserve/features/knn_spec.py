@@ -11,6 +11,9 @@ from knnserve.features.preprocess import PreprocessConfig
 # Fashion-MNIST raw L2 at k=5 scores 85.54% on the test split (benchmarks/results/knn-2026-11-26.md)
 # and `make demo`'s cross-validation chose pca:128+cosine, k=5, distance, which scored 87.05%.
 AUTO_CANDIDATES: tuple[str, ...] = ("raw", "pca:128+cosine")
+# Learned embeddings are already small: auto chooses between L2 on them and cosine (L2 after
+# normalising), which is the choice of metric.
+EMBEDDING_AUTO_CANDIDATES: tuple[str, ...] = ("raw", "cosine")
 _SPEC = re.compile(r"(?:pca:(?P<dim>\d+))?(?P<plus>\+)?(?P<cosine>cosine)?")
 EXPECTED = "raw, cosine, pca:D or pca:D+cosine (D an integer >= 1)"
 

@@ -236,7 +236,8 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
             "params": self.get_params(),
             "model": self.model_.metadata(),
             "preprocess": self.preprocessor_.metadata(),
-            "training": self.result_.to_dict(),
+            # A head read back from a bundle has no result_ (its curve is kept as training_), so it saves again.
+            "training": self.result_.to_dict() if hasattr(self, "result_") else getattr(self, "training_", {}),
         }
 
     @classmethod
@@ -266,6 +267,7 @@ class LinearClassifier(ClassifierMixin, BaseEstimator):
         estimator.model_ = model
         estimator.n_features_in_ = preprocessor.input_dim
         training = metadata.get("training", {})
+        estimator.training_ = dict(training)
         estimator.history_ = list(training.get("history", []))
         estimator.best_epoch_ = int(training.get("best_epoch", 0))
         estimator.coef_ = model.weights

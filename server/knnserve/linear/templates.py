@@ -35,6 +35,12 @@ def plot_templates(model: Any, path: str | Path, *, columns: int = 5) -> Path:
     """Draw one tile per class (its template and name) from a model with a linear head; save a PNG."""
     if model.linear is None:
         raise InvalidInputError("model", "a bundle with a linear head (train with --linear softmax or svm)", "k-NN only")
+    if getattr(model, "extractor", None) is not None:
+        raise InvalidInputError(
+            "model", "a bundle whose linear head reads pixels: templates exist only for pixel-space heads (W maps back "
+            "to an image only when every step before it is affine)",
+            f"a head over the {model.extractor.embedding_dim}-d embedding of the extractor {model.extractor.record.source}",
+        )
     images = template_images(model.linear.templates())
     names = [model.class_names[int(c)] for c in model.linear.classes_]
     plt = pyplot()

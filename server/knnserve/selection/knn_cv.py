@@ -92,6 +92,7 @@ def cross_validate_k(
     tie_break: str = "nearest",
     seed: int = 0,
     progress: bool = False,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> CVResult:
     """Stratified n-fold CV of exact k-NN over ``ks`` × ``weights`` × ``preprocess``.
 
@@ -102,8 +103,11 @@ def cross_validate_k(
     weights : candidate weightings (``uniform``, ``distance``).
     preprocess : candidate k-NN preprocessing specs (``raw``, ``cosine``, ``pca:D``, ``pca:D+cosine``).
     folds : number of folds (default 5), stratified and shuffled with ``seed``.
+    holdout : (fit rows, validation rows) to score on instead of folds: one split, ``folds`` ignored.
+        Learned features use it: the network was trained on the fit rows only, so their embeddings
+        are not the same kind of sample as unseen rows', and only the validation rows tell.
     """
-    if folds < 2:
+    if holdout is None and folds < 2:
         raise InvalidInputError("folds", "an integer >= 2", folds)
     if not ks or min(ks) < 1:
         raise InvalidInputError("ks", "a non-empty list of integers >= 1", ks)
@@ -116,15 +120,19 @@ def cross_validate_k(
     y = np.asarray(y)
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     k_max = max(ks)
-    fold_size = len(y) - len(y) // folds - 1
+    fold_size = len(holdout[0]) if holdout is not None else len(y) - len(y) // folds - 1
     if k_max > fold_size:
         raise InvalidInputError("ks", f"values up to {fold_size} (rows in a training fold)", k_max)
     started = time.perf_counter()
     scores: dict[tuple[str, int, str], list[float]] = {
         (p, k, w): [] for p in configs for k in sorted(ks) for w in weights
     }
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    splits = list(splitter.split(np.zeros(len(y)), y))
+    if holdout is not None:
+        splits = [(np.asarray(holdout[0]), np.asarray(holdout[1]))]
+        folds = 1
+    else:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = list(splitter.split(np.zeros(len(y)), y))
     names = tuple(map(str, range(n_classes)))
     with tqdm(total=folds * len(configs), desc="cross-validate", disable=not progress, leave=False) as bar:
         for train_rows, held_rows in splits:

@@ -19,10 +19,13 @@ def describe_model(info: ModelInfo) -> str:
     """One line about a model, its name first (what ``knnserve models`` prints)."""
     shape = ",".join(str(s) for s in info.input_shape)
     versions = ",".join(str(v) for v in info.versions)
+    space = info.features
+    features = space.extractor if space.input == "extractor" else (space.input or "pixels")
     return (
         f"{info.name} version={info.version} versions={versions} input={info.input_dtype}[{shape}] "
         f"classes={len(info.class_names)} index={info.index.factory} metric={info.index.metric} "
-        f"ntotal={info.index.ntotal} heads={','.join(info.heads)} k={info.defaults.k}"
+        f"ntotal={info.index.ntotal} heads={','.join(info.heads)} k={info.defaults.k} "
+        f"features={features} preprocessing={space.preprocessing or 'raw'} dim={space.dim}"
     )
 
 

@@ -35,23 +35,29 @@ class DemoReport:
     seconds: float
 
 
-def model_name(dataset: Dataset, index: str) -> str:
-    """Bundle name for a dataset and index spec: the dataset's name, suffixed unless the index is flat."""
+def model_name(dataset: Dataset, index: str, features: str = "pixels") -> str:
+    """Bundle name for a dataset, index spec and features: the dataset's name, suffixed unless flat on pixels."""
+    name = dataset.name
+    if features != "pixels":
+        name += "-" + features.split(":")[0]  # fashion-mnist-cnn
     if index == "flat":
-        return dataset.name
-    return f"{dataset.name}-" + "".join(c if c.isalnum() else "-" for c in index.lower()).strip("-")
+        return name
+    return f"{name}-" + "".join(c if c.isalnum() else "-" for c in index.lower()).strip("-")
 
 
 def ensure_bundle(
-    models_dir: Path, dataset: Dataset, *, index: str, linear: bool, progress: bool, out: TextIO
+    models_dir: Path, dataset: Dataset, *, index: str, linear: bool, progress: bool, out: TextIO,
+    features: str = "pixels", epochs: int | None = None,
 ) -> tuple[Path, bool]:
-    """The newest bundle of this dataset and index under models_dir/NAME/VERSION/, trained if missing or stale.
+    """The newest bundle of this dataset, index and features under models_dir/NAME/VERSION/, trained if missing or stale.
 
-    A new bundle gets a softmax linear head beside the index unless ``linear`` is False.
+    A new bundle gets a softmax linear head beside the index unless ``linear`` is False; with
+    ``features`` cnn, an embedding network trained for at most ``epochs`` epochs.
     """
-    from knnserve.train import KnnConfig, LinearConfig, save_trained, train_model
+    from knnserve.train import FeaturesConfig, KnnConfig, LinearConfig, save_trained, train_model
+    from knnserve.training.config import CnnConfig
 
-    name = model_name(dataset, index)
+    name = model_name(dataset, index, features)
     folder = models_dir / name
     versions = sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit() and (p / MANIFEST).is_file())
     checksum = dataset.checksum or dataset.computed_checksum()
@@ -63,13 +69,19 @@ def ensure_bundle(
         print(f"bundle {newest} was trained on other data; training a new version", file=out)
     target = folder / str((versions[-1] if versions else 0) + 1)
     heads = "k-NN index and linear head" if linear else "k-NN index"
-    print(f"training a bundle ({heads}, index {index}) on {dataset.name} into {target} ...", file=out, flush=True)
+    on = "pixels" if features == "pixels" else f"the embedding of a {features} network trained here"
+    print(f"training a bundle ({heads}, index {index}, on {on}) on {dataset.name} into {target} ...", file=out, flush=True)
+    cnn = CnnConfig() if epochs is None else CnnConfig(epochs=epochs)
     result = train_model(
         dataset,
         KnnConfig(index=index, choose_k=True, preprocess="auto"),
         LinearConfig(loss="softmax" if linear else "none"),
+        features=FeaturesConfig(features, cnn),
         progress=progress,
     )
+    if "cnn_test_accuracy" in result.metrics:
+        print(f"network trained in {result.metrics['cnn_train_seconds']:.0f} s ({result.metrics['cnn_epochs_run']} epochs); "
+              f"its own softmax on the test split: {result.metrics['cnn_test_accuracy']:.4f}", file=out)
     save_trained(result, dataset, target, name=name)
     return target, True
 
@@ -115,6 +127,8 @@ def run_demo(
     data_dir: Path | None = None,
     index: str = "flat",
     linear: bool = True,
+    features: str = "pixels",
+    epochs: int | None = None,
     request_rows: int = 100,
     concurrency: int = 4,
     progress: bool = True,
@@ -128,7 +142,12 @@ def run_demo(
 
     data = load_dataset(dataset, data_dir=data_dir, download=False)
     print(f"dataset {data.name}: {len(data.x_train)} train, {len(data.x_test)} test ({data.source})", file=out)
-    bundle, trained = ensure_bundle(models_dir, data, index=index, linear=linear, progress=progress, out=out)
+    if features != "pixels":
+        from knnserve.features.learned import check_features_available, parse_features
+
+        check_features_available(parse_features(features))  # the extra missing: say so before loading anything else
+    bundle, trained = ensure_bundle(models_dir, data, index=index, linear=linear, progress=progress, out=out,
+                                    features=features, epochs=epochs)
     server = KnnServer(ServeConfig(model_dir=bundle, host="127.0.0.1", port=0, grace_s=5.0))
     try:
         port = server.start()
@@ -136,8 +155,10 @@ def run_demo(
         served = next(iter(server.registry.snapshot().values()))
         (version, model) = next(iter(served.items()))
         heads = model.heads
-        print(f"serving {model.name} version {version} ({model.model.index_info.factory}, heads {', '.join(heads)}) "
-              f"on 127.0.0.1:{port}", file=out, flush=True)
+        extractor = model.model.extractor
+        space = "pixels" if extractor is None else f"the {extractor.embedding_dim}-d embedding of {extractor.record.source}, run by onnxruntime"
+        print(f"serving {model.name} version {version} ({model.model.index_info.factory}, heads {', '.join(heads)}, "
+              f"on {space}) on 127.0.0.1:{port}", file=out, flush=True)
         if "linear" not in heads:
             print("linear head: this bundle has none (k-NN only); train a new version with one to compare", file=out)
         predictions, latencies, wall = _classify_all(

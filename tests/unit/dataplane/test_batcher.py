@@ -238,3 +238,27 @@ def test_searches_cheaper_than_a_hand_off_run_unbatched_on_their_callers_threads
         batcher.close()
         assert ("batcher-m" in threads) is expect_batched, threads
         assert overlapped[0] is not expect_batched  # unbatched searches overlap; batched ones never do
+
+
+def test_row_aligned_extras_of_a_merged_search_are_split_back_whole() -> None:
+    """A model with a feature extractor returns its features beside the neighbours: each caller gets its rows, all columns."""
+    index = FakeIndex()
+
+    def with_features(rows_: np.ndarray, query: KnnQuery):  # type: ignore[no-untyped-def]
+        distances, ids = index.search(rows_, query)
+        return distances, ids, np.repeat(rows_[:, :1], 7, axis=1)
+
+    index.gate.clear()
+    batcher = DynamicBatcher(with_features, BatchConfig(max_rows=100, max_wait_us=0, adaptive=False))
+    first = batcher.submit(rows(0), KnnQuery(k=1), key="a", deadline=None)
+    time.sleep(0.05)
+    futures = [batcher.submit(rows(i, i + 10), KnnQuery(k=k), key="a", deadline=None) for i, k in ((1, 3), (2, 1))]
+    index.gate.set()
+    first.result(5)
+    for (i, k), future in zip(((1, 3), (2, 1)), futures):
+        distances, ids, features = future.result(5)
+        assert ids.shape == (2, k) and features.shape == (2, 7)
+        np.testing.assert_array_equal(features[:, 0], [i, i + 10])
+    none = DirectSearcher(lambda r, q: (*index.search(r, q), None)).submit(rows(4), KnnQuery(k=2), key=None, deadline=None)
+    assert none.result(5)[2] is None
+    batcher.close()

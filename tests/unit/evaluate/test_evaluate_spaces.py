@@ -81,3 +81,31 @@ def test_tuning_a_preprocessed_bundle_happens_in_its_space(fast_config: Evaluate
     assert record.index["space"] == "bundle:pca" and record.reached and record.value == reported.value
     written = write_tuned_version(tmp_path / "pca", record, k=10, recall_epsilon=1e-3, out=tmp_path / "pca-tuned")
     assert load_bundle(written).manifest.knn.nprobe == record.value
+
+
+def test_a_bundle_with_an_extractor_is_compared_beside_a_pixel_bundle(fast_config: EvaluateConfig, tmp_path: Path) -> None:
+    from learned_bundles import tiny_onnx
+
+    from knnserve.evaluate.report import read_results
+    from knnserve.features.extractor import Extractor, inspect_onnx
+
+    dataset = load_dataset(data_dir=fast_config.data_dir)
+    onnx = tiny_onnx(tmp_path / "net.onnx", ["batch", 1, 8, 8], out=6)
+    extractor = Extractor(onnx.read_bytes(), inspect_onnx(onnx), threads=1)
+    model = KNNModel.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names, index="hnsw", extractor=extractor)
+    info = DatasetInfo(name=dataset.name, checksum=dataset.checksum, n_train=dataset.x_train.shape[0])
+    model.save(tmp_path / "learned", name="learned", dataset=info)
+    _bundle(fast_config, tmp_path / "cos", "flat", COSINE_PCA)
+    config = replace(fast_config, indexes=(), bundles=(tmp_path / "cos", tmp_path / "learned"), sweeps=(parse_sweep("efSearch=16"),))
+    results = run_evaluate(config)
+    learned = next(r for r in results.runs if r.space == "bundle:learned")
+    pixels = next(r for r in results.runs if r.space == "bundle:cos")
+    assert results.spaces["bundle:learned"]["dim"] == 6 and "extractor (onnx:net.onnx, 6-d embedding)" in \
+        results.spaces["bundle:learned"]["description"]
+    extraction = learned.extraction
+    assert extraction is not None and extraction.batch_seconds > 0 and 0 < extraction.batch_share <= 1
+    assert extraction.single_p50_ms is not None and extraction.single_p50_ms <= learned.single.p50_ms  # type: ignore[union-attr]
+    assert pixels.extraction is None and learned.index["features"] == "onnx:net.onnx"  # type: ignore[index]
+    report = (fast_config.out / "report.md").read_text()
+    assert "## Bundles side by side" in report and "## Feature extraction" in report
+    assert read_results(fast_config.out / "results.json").runs[-1].extraction is not None

@@ -22,6 +22,7 @@ MIRRORS = {
     messages.IndexInfo: pb.IndexInfo,
     messages.ModelInfo: pb.ModelInfo,
     messages.QueryLimits: pb.QueryLimits,
+    messages.FeatureSpace: pb.FeatureSpace,
     ServerLimits: pb.ServerLimits,
     KnnQuery: pb.EffectiveParams,
 }
@@ -80,6 +81,8 @@ def test_model_info_round_trip() -> None:
         heads=("knn", "linear"), defaults=KnnQuery(k=5, weights="uniform", tie_break="nearest", ef_search=64),
         created_at="2026-12-01T00:00:00+00:00", dataset="fashion-mnist",
         limits=messages.QueryLimits(max_k=60000, max_nprobe=None, max_ef_search=4096),
+        features=messages.FeatureSpace(input="extractor", extractor="cnn:small", embedding_dim=128,
+                                       preprocessing="cosine", dim=128),
     )
     assert messages.ModelInfo.from_proto(info.to_proto()) == info
     limits = ServerLimits(4096, 10, 1000, 512)

@@ -211,6 +211,20 @@ class IndexInfo(_message.Message):
     nlist: int
     def __init__(self, spec: _Optional[str] = ..., factory: _Optional[str] = ..., metric: _Optional[str] = ..., kind: _Optional[str] = ..., ntotal: _Optional[int] = ..., dim: _Optional[int] = ..., nlist: _Optional[int] = ...) -> None: ...
 
+class FeatureSpace(_message.Message):
+    __slots__ = ("input", "extractor", "embedding_dim", "preprocessing", "dim")
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    EXTRACTOR_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    PREPROCESSING_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    input: str
+    extractor: str
+    embedding_dim: int
+    preprocessing: str
+    dim: int
+    def __init__(self, input: _Optional[str] = ..., extractor: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., preprocessing: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...
+
 class ModelDefaults(_message.Message):
     __slots__ = ("k", "weights", "tie_break", "nprobe", "ef_search", "top_n")
     K_FIELD_NUMBER: _ClassVar[int]
@@ -228,7 +242,7 @@ class ModelDefaults(_message.Message):
     def __init__(self, k: _Optional[int] = ..., weights: _Optional[_Union[Weighting, str]] = ..., tie_break: _Optional[_Union[TieBreak, str]] = ..., nprobe: _Optional[int] = ..., ef_search: _Optional[int] = ..., top_n: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "versions", "input_dtype", "input_shape", "dim", "class_names", "index", "heads", "defaults", "created_at", "dataset", "limits")
+    __slots__ = ("name", "version", "versions", "input_dtype", "input_shape", "dim", "class_names", "index", "heads", "defaults", "created_at", "dataset", "limits", "features")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +256,7 @@ class ModelInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     versions: _containers.RepeatedScalarFieldContainer[int]
@@ -255,4 +270,5 @@ class ModelInfo(_message.Message):
     created_at: str
     dataset: str
     limits: QueryLimits
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., versions: _Optional[_Iterable[int]] = ..., input_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., input_shape: _Optional[_Iterable[int]] = ..., dim: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., index: _Optional[_Union[IndexInfo, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[Head, str]]] = ..., defaults: _Optional[_Union[ModelDefaults, _Mapping]] = ..., created_at: _Optional[str] = ..., dataset: _Optional[str] = ..., limits: _Optional[_Union[QueryLimits, _Mapping]] = ...) -> None: ...
+    features: FeatureSpace
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., versions: _Optional[_Iterable[int]] = ..., input_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., input_shape: _Optional[_Iterable[int]] = ..., dim: _Optional[int] = ..., class_names: _Optional[_Iterable[str]] = ..., index: _Optional[_Union[IndexInfo, _Mapping]] = ..., heads: _Optional[_Iterable[_Union[Head, str]]] = ..., defaults: _Optional[_Union[ModelDefaults, _Mapping]] = ..., created_at: _Optional[str] = ..., dataset: _Optional[str] = ..., limits: _Optional[_Union[QueryLimits, _Mapping]] = ..., features: _Optional[_Union[FeatureSpace, _Mapping]] = ...) -> None: ...

@@ -8,7 +8,8 @@ systems ran (``scoring.py``), as in ann-benchmarks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -94,6 +95,40 @@ class System(Protocol):
         """Free what :meth:`open` took."""
 
 
+@dataclass
+class StageClock:
+    """Seconds a system spent in one stage of its timed calls (feature extraction), call by call.
+
+    A system that has such a stage records each call's share in it; the runner resets the clock
+    before a setting is timed and summarises it after (:meth:`summary`), so the report can show
+    the stage apart from the search it is part of.
+    """
+
+    calls: list[tuple[int, float]] = field(default_factory=list)
+
+    def reset(self) -> None:
+        """Forget the calls so far."""
+        self.calls.clear()
+
+    def timed(self, rows: int, started: float) -> None:
+        """One call over ``rows`` rows whose stage began at ``started`` (``time.perf_counter``) and ends now."""
+        self.calls.append((rows, time.perf_counter() - started))
+
+    def summary(self, n_queries: int) -> dict[str, Any] | None:
+        """Median seconds of the calls over every query (batch passes), and percentiles of the 1-row calls."""
+        batch = sorted(s for rows, s in self.calls if rows == n_queries)
+        single = np.array([s for rows, s in self.calls if rows == 1], dtype=np.float64)
+        if not batch and not single.size:
+            return None
+        out: dict[str, Any] = {"calls": len(self.calls)}
+        if batch:
+            median = float(np.median(batch))
+            out.update(batch_seconds=median, batch_rows_per_s=n_queries / median if median > 0 else None)
+        if single.size:
+            out.update(single_p50_ms=float(np.percentile(single, 50) * 1e3), single_p99_ms=float(np.percentile(single, 99) * 1e3))
+        return out
+
+
 def is_exact(factory: str, input_dtype: str, preprocessed: bool) -> bool:
     """True when an index searches exhaustively over exact vectors: ``Flat``, or raw bytes of uint8 inputs."""
     if factory == "Flat":
@@ -101,4 +136,4 @@ def is_exact(factory: str, input_dtype: str, preprocessed: bool) -> bool:
     return factory == "SQ8_direct" and input_dtype == "uint8" and not preprocessed
 
 
-__all__ = ["Answer", "Description", "Modes", "Setting", "System", "is_exact"]
+__all__ = ["Answer", "Description", "Modes", "Setting", "StageClock", "System", "is_exact"]

@@ -4,6 +4,7 @@ as knnserve's exact Flat to measure knnserve's own overhead)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from knnserve.evaluate.config import EvaluateConfig, IndexRequest
 from knnserve.evaluate.runs import BuildCost
-from knnserve.evaluate.systems.base import Answer, Description, Modes, Setting, is_exact
+from knnserve.evaluate.systems.base import Answer, Description, Modes, Setting, StageClock, is_exact
 from knnserve.evaluate.workload import Workload
 from knnserve.index import flat_index, serialized_size
 from knnserve.model import KNNModel, true_distances
@@ -62,6 +63,8 @@ class IndexSystem:
         self.space = space
         self.model: KNNModel | None = None
         self._notes: list[str] = []
+        # Feature extraction inside each timed search (bundles with an extractor), reported apart.
+        self.stages = StageClock()
 
     def open(self) -> None:
         """Build the index (or load the bundle)."""
@@ -98,12 +101,15 @@ class IndexSystem:
             facts["spec"] = f"bundle {name} ({info.spec})"
         if model.nlist is not None:
             facts["nlist"] = model.nlist
+        if model.extractor is not None:
+            facts["features"] = model.extractor.record.source
+            facts["extractor_bytes"] = len(model.extractor.onnx)
         return Description(
             label=label,
             system="knnserve",
             transport="in-process",
             index=facts,
-            exact=is_exact(info.factory, str(model.input_dtype), model.preprocessor is not None),
+            exact=is_exact(info.factory, str(model.input_dtype), model.preprocessor is not None or model.extractor is not None),
             build=BuildCost(info.train_seconds, info.add_seconds, info.serialized_bytes),
             notes=tuple(self._notes),
             space=self.space,
@@ -120,8 +126,19 @@ class IndexSystem:
         return self._model().prepare(queries)
 
     def search(self, rows: np.ndarray, setting: Setting) -> Answer:
-        """``KNNModel.search`` at the setting's (resolved) query."""
-        return self._model().search(rows, setting.query)
+        """``KNNModel.search`` at the setting's (resolved) query; with an extractor, its part is clocked apart.
+
+        The steps are those of ``KNNModel.search`` (extract, preprocess, FAISS), called one by one so
+        the extraction's share of each call can be recorded.
+        """
+        model = self._model()
+        if model.extractor is None:
+            return model.search(rows, setting.query)
+        started = time.perf_counter()
+        features = model.embed(rows)
+        self.stages.timed(rows.shape[0], started)
+        vectors = features if model.preprocessor is None else model.preprocessor.transform(features)
+        return model.search_vectors(vectors, setting.query)
 
     def finish(self, answer: Answer) -> Answer:
         """Distances are already on the true scale."""
