@@ -15,6 +15,8 @@ from knnserve.bundle import DatasetInfo, IndexRecord, Manifest, load_bundle, sav
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
 from knnserve.index import backend, build_index, resolve_spec
+from knnserve.kernels import KernelPlan, plan_kernel
+from knnserve.kernels.dispatch import KernelDispatch
 from knnserve.query import BASE_DEFAULTS, QueryBounds, resolve_query
 from knnserve.vote import neighbor_labels, vote
 from knnserve_client.wire.query import KnnQuery
@@ -55,6 +57,9 @@ class KNNModel:
     :meth:`search`, and the linear head applies its own, so both heads take the same prepared rows.
     A query (:class:`KnnQuery`) is resolved against the model once, by :meth:`resolve`; the
     methods that take a query expect a resolved one.
+
+    ``kernel`` is ``auto`` (search large enough batches with the planned kernel where it is exact,
+    see ``knnserve.kernels``) or ``faiss`` (FAISS always); :attr:`kernel_plan` says which.
     """
 
     def __init__(
@@ -70,6 +75,8 @@ class KNNModel:
         manifest: Manifest | None = None,
         preprocessor: Preprocessor | None = None,
         linear: Any | None = None,
+        kernel: str = "auto",
+        _dispatch: KernelDispatch | None = None,
     ) -> None:
         if input_dtype not in INPUT_DTYPES:
             raise InvalidInputError("input_dtype", f"one of {', '.join(INPUT_DTYPES)}", input_dtype)
@@ -83,6 +90,11 @@ class KNNModel:
         self.manifest = manifest
         self.preprocessor = preprocessor
         self.linear = linear  # a fitted knnserve.linear.LinearClassifier, or None
+        self.kernel = kernel
+        plan = plan_kernel(factory=index_info.factory, metric=index_info.metric, input_dtype=input_dtype,
+                           preprocessed=preprocessor is not None, dim=int(index.d), policy=kernel)
+        # Copies of a model share its index, so under the same policy they share its kernel too.
+        self._dispatch = _dispatch if _dispatch is not None and _dispatch.policy == kernel else KernelDispatch(plan, index, kernel)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -228,6 +240,14 @@ class KNNModel:
             raise InvalidInputError("linear", f"a head fitted on {self.dim} input features", linear.n_features_in_)
         return self._copy(linear=linear)
 
+    def with_kernel(self, kernel: str) -> KNNModel:
+        """A copy sharing the index whose searches use ``kernel`` (``auto`` or ``faiss``)."""
+        return self._copy(kernel=kernel)
+
+    def warm_kernel(self) -> None:
+        """Build the planned kernel now rather than on the first batch that uses it."""
+        self._dispatch.warm()
+
     def _copy(self, **changes: Any) -> KNNModel:
         fields = {
             "index": self.index,
@@ -240,6 +260,8 @@ class KNNModel:
             "manifest": self.manifest,
             "preprocessor": self.preprocessor,
             "linear": self.linear,
+            "kernel": self.kernel,
+            "_dispatch": self._dispatch,
         }
         return KNNModel(**{**fields, **changes})
 
@@ -269,6 +291,11 @@ class KNNModel:
     def nlist(self) -> int | None:
         """Inverted lists of an IVF index, None for others."""
         return backend.nlist(self.index)
+
+    @property
+    def kernel_plan(self) -> KernelPlan:
+        """The search kernel this model uses for large batches, or FAISS and why (``knnserve.kernels``)."""
+        return self._dispatch.plan
 
     @cached_property
     def bounds(self) -> QueryBounds:
@@ -306,7 +333,10 @@ class KNNModel:
         """The ``query.k`` nearest training vectors of prepared rows: (distances on the true scale, ids)."""
         assert query.k is not None, "resolve the query first (KNNModel.resolve)"
         rows = prepared if self.preprocessor is None else self.preprocessor.transform(prepared)
-        raw, ids = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        found = self._dispatch.search(rows, query.k, query.nprobe)
+        if found is None:
+            found = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        raw, ids = found
         return true_distances(raw, self.index_info.metric), ids
 
     def vote(self, distances: np.ndarray, ids: np.ndarray, query: KnnQuery) -> Classification:
