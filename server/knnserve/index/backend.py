@@ -16,7 +16,7 @@ Two process-wide settings are made when this module loads, before the first sear
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -262,23 +262,31 @@ def ivf_uint8_lists(index: Index) -> tuple[list[np.ndarray], list[np.ndarray]] |
     return codes, ids
 
 
-def ivf_probes(index: Index, rows: np.ndarray, nprobe: int) -> np.ndarray:
+def ivf_probes(
+    index: Index, rows: np.ndarray, nprobe: int, run: Callable[[list[Callable[[], None]]], None] | None = None
+) -> np.ndarray:
     """The lists an IVF search of ``rows`` at ``nprobe`` scans, (n, nprobe) int64, exactly as FAISS picks them.
 
     ``IndexIVF.search`` cuts the batch into one slice per OpenMP thread and sends each slice through
-    the coarse quantizer on its own; a slice below the BLAS threshold takes the non-BLAS path, whose
-    rounding differs. The same slices are sent here, so near-tied centroids go the same way.
+    the coarse quantizer on one thread; a slice below the BLAS threshold takes the non-BLAS path,
+    whose rounding differs. The same slices go through the quantizer here, so near-tied centroids
+    go the same way. ``run`` runs the slices' tasks (in parallel, e.g. the kernels' pool); default: in turn.
     """
-    inner = faiss.downcast_index(index)
-    quantizer = inner.quantizer
+    quantizer = faiss.downcast_index(index).quantizer
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     n = rows.shape[0]
     slices = max(1, min(omp_threads(), n))
     probes = np.empty((n, int(nprobe)), dtype=np.int64)
-    for part in range(slices):
-        start, stop = n * part // slices, n * (part + 1) // slices
-        if stop > start:
+
+    def one(start: int, stop: int) -> None:
+        with num_threads(1):  # as in FAISS's parallel region; faiss's OpenBLAS follows OpenMP's count
             probes[start:stop] = quantizer.search(rows[start:stop], int(nprobe))[1]
+
+    tasks: list[Callable[[], None]] = [
+        lambda start=n * part // slices, stop=n * (part + 1) // slices: one(start, stop)
+        for part in range(slices) if n * (part + 1) // slices > n * part // slices
+    ]
+    (run or (lambda ts: [task() for task in ts]))(tasks)
     return probes
 
 

@@ -13,6 +13,7 @@ from knnserve.index import backend
 from knnserve.kernels.choice import EXACT_INT8, IVF_GEMM_INT8, KernelPlan
 from knnserve.kernels.exact_int import ExactInt8Flat
 from knnserve.kernels.ivf_gemm import IvfGemmInt8
+from knnserve.kernels.runtime import fan_out
 
 Kernel = ExactInt8Flat | IvfGemmInt8
 
@@ -86,7 +87,7 @@ class KernelDispatch:
             return kernel.search(as_bytes, k, threads)
         if isinstance(kernel, IvfGemmInt8):
             assert nprobe is not None
-            return kernel.search(as_bytes, backend.ivf_probes(self._index, rows, nprobe), k, threads)
+            return kernel.search(as_bytes, backend.ivf_probes(self._index, rows, nprobe, fan_out), k, threads)
         return None
 
 
