@@ -38,13 +38,12 @@ def shifted_base(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray((wide - 128).astype(np.int8).T), norms
 
 
-def keys_topk_nodes(gemm_inputs: tuple[str, str]) -> list[Node]:
-    """MatMulInteger -> key = NY - 2G -> TopK(K) smallest, sorted: the nodes both kernels share."""
+def key_nodes(gemm_inputs: tuple[str, str]) -> list[Node]:
+    """MatMulInteger G = A x B, then KEY = NY - 2G (int32): the nodes both kernels share."""
     return [
         Node("MatMulInteger", list(gemm_inputs), ["G"]),
         Node("Add", ["G", "G"], ["G2"]),
         Node("Sub", ["NY", "G2"], ["KEY"]),
-        Node("TopK", ["KEY", "K"], ["V", "I"], {"axis": 1, "largest": 0, "sorted": 1}),
     ]
 
 
@@ -61,7 +60,7 @@ class ExactInt8Flat:
         self.ntotal, self.d = (int(s) for s in base.shape)
         shifted, norms = shifted_base(base)
         graph = model_bytes(
-            keys_topk_nodes(("A", "B")),
+            [*key_nodes(("A", "B")), Node("TopK", ["KEY", "K"], ["V", "I"], {"axis": 1, "largest": 0, "sorted": 1})],
             [ValueInfo("A", np.uint8, ["n", self.d]), ValueInfo("K", np.int64, [1])],
             [ValueInfo("V", np.int32, ["n", "k"]), ValueInfo("I", np.int64, ["n", "k"])],
             # As initializers the base is constant, so onnxruntime packs it for its GEMM once, here.
@@ -93,4 +92,4 @@ class ExactInt8Flat:
         return distances.astype(np.float32), ids
 
 
-__all__ = ["CHUNK_ROWS", "MAX_DIM", "ExactInt8Flat", "keys_topk_nodes", "query_offsets", "shifted_base"]
+__all__ = ["CHUNK_ROWS", "MAX_DIM", "ExactInt8Flat", "key_nodes", "query_offsets", "shifted_base"]

@@ -2,10 +2,14 @@
 
 FAISS scans each (query, list) pair on its own. Here the queries of a batch are grouped by the
 lists they probe (the probes come from FAISS's own coarse quantizer, so both scan the same lists),
-and each list is searched once for all its queries: one onnxruntime graph gathers those queries,
-multiplies them by the list's vectors (u8 x s8, exact, as in ``exact_int``) and keeps each query's
-k best of that list. Each (query, probe) slot then holds k candidates packed as one int64
-``key * 2**32 + id``, so a plain partition per query yields the k best ordered by (distance, id).
+and each list is searched once for all its queries: one onnxruntime graph gathers those queries
+and computes their keys against the list's vectors (u8 x s8 GEMM, exact, as in ``exact_int``).
+Keys are packed with the ids as one int64 ``key * 2**32 + id``, so a plain partition keeps each
+query's k best of the list — ordered by (distance, id), ties included — in its (query, probe)
+slot, and one more partition per query merges the slots.
+
+Why numpy's partition and not ONNX TopK per list: rows are short (one list) and many, and TopK
+cost about twice the whole GEMM here (Fashion-MNIST IVF1024, nprobe 16: 0.31 s against 0.20 s).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from knnserve.kernels.exact_int import MAX_DIM, keys_topk_nodes, query_offsets, shifted_base
+from knnserve.kernels.exact_int import MAX_DIM, key_nodes, query_offsets, shifted_base
 from knnserve.kernels.onnx_proto import Node, ValueInfo, model_bytes
 from knnserve.kernels.runtime import fan_out, new_session
 
@@ -57,18 +61,12 @@ class IvfGemmInt8:
         self._lists = [_List(c, i) for c, i in zip(codes, ids)]
         self._sizes = np.array([entry.size for entry in self._lists], dtype=np.int64)
         graph = model_bytes(
-            [Node("Gather", ["Q", "QI"], ["A"], {"axis": 0}), *keys_topk_nodes(("A", "B"))],
+            [Node("Gather", ["Q", "QI"], ["A"], {"axis": 0}), *key_nodes(("A", "B"))],
             [ValueInfo("Q", np.uint8, ["n", d]), ValueInfo("QI", np.int64, ["m"]), ValueInfo("B", np.int8, [d, "l"]),
-             ValueInfo("NY", np.int32, ["l"]), ValueInfo("K", np.int64, [1])],
-            [ValueInfo("V", np.int32, ["m", "k"]), ValueInfo("I", np.int64, ["m", "k"])],
+             ValueInfo("NY", np.int32, ["l"])],
+            [ValueInfo("KEY", np.int32, ["m", "l"])],
         )
         self._session: Any = new_session(graph)
-        self._k_inputs: dict[int, np.ndarray] = {}
-
-    def _k_input(self, k: int) -> np.ndarray:
-        if k not in self._k_inputs:
-            self._k_inputs[k] = np.array([k], dtype=np.int64)
-        return self._k_inputs[k]
 
     def search(self, rows: np.ndarray, probes: np.ndarray, k: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
         """Squared L2 distances (float32) and ids of the k nearest among each row's probed lists.
@@ -94,15 +92,14 @@ class IvfGemmInt8:
             for number in lists:
                 entry = self._lists[number]
                 mine = order[starts[number] : starts[number] + counts[number]]
-                kept = min(k, entry.size)
-                keys, local = self._session.run(
-                    None,
-                    {"Q": rows, "QI": mine // nprobe, "B": entry.vectors, "NY": entry.norms, "K": self._k_input(kept)},
-                )
+                keys = self._session.run(None, {"Q": rows, "QI": mine // nprobe, "B": entry.vectors, "NY": entry.norms})[0]
                 packed = keys.astype(np.int64)
                 packed <<= _ID_BITS
-                packed |= entry.ids[local]
-                slots[mine, :kept] = packed
+                packed |= entry.ids  # key * 2**32 + id, also for negative keys: ids < 2**32
+                if entry.size > k:
+                    packed.partition(k - 1, axis=1)
+                    packed = packed[:, :k]
+                slots[mine, : packed.shape[1]] = packed
 
         fan_out([lambda part=part: scan(part) for part in _balanced(busy, counts * (self._sizes + 16), threads)])
         per_query = slots.reshape(n, nprobe * k)
