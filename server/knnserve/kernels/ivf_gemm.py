@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from knnserve.kernels.exact_int import MAX_DIM, key_nodes, query_offsets, shifted_base
-from knnserve.kernels.onnx_proto import Node, ValueInfo, model_bytes
+from knnserve.kernels.onnx_proto import ELEM_TYPES, Node, ValueInfo, model_bytes
 from knnserve.kernels.runtime import fan_out, new_session
 
 # A slot no candidate filled: sorts after every real (key, id) and decodes to FAISS's "none found".
@@ -61,10 +61,14 @@ class IvfGemmInt8:
         self._lists = [_List(c, i) for c, i in zip(codes, ids)]
         self._sizes = np.array([entry.size for entry in self._lists], dtype=np.int64)
         graph = model_bytes(
-            [Node("Gather", ["Q", "QI"], ["A"], {"axis": 0}), *key_nodes(("A", "B"))],
+            [Node("Gather", ["Q", "QI"], ["A"], {"axis": 0}), *key_nodes(("A", "B")),
+             # Packing in the graph, not in numpy: onnxruntime releases the GIL, so threads overlap.
+             Node("Cast", ["KEY"], ["KEY64"], {"to": ELEM_TYPES[np.dtype(np.int64)]}),
+             Node("Mul", ["KEY64", "SHIFT"], ["SHIFTED"]), Node("Add", ["SHIFTED", "IDS"], ["PACKED"])],
             [ValueInfo("Q", np.uint8, ["n", d]), ValueInfo("QI", np.int64, ["m"]), ValueInfo("B", np.int8, [d, "l"]),
-             ValueInfo("NY", np.int32, ["l"])],
-            [ValueInfo("KEY", np.int32, ["m", "l"])],
+             ValueInfo("NY", np.int32, ["l"]), ValueInfo("IDS", np.int64, ["l"])],
+            [ValueInfo("PACKED", np.int64, ["m", "l"])],
+            initializers={"SHIFT": np.array(2**_ID_BITS, dtype=np.int64)},
         )
         self._session: Any = new_session(graph)
 
@@ -88,24 +92,32 @@ class IvfGemmInt8:
         starts = (flat.size - int(np.count_nonzero(valid))) + np.cumsum(counts) - counts
         busy = np.flatnonzero((counts > 0) & (self._sizes > 0))
 
+        queries = order // nprobe
+
         def scan(lists: np.ndarray) -> None:
             for number in lists:
                 entry = self._lists[number]
-                mine = order[starts[number] : starts[number] + counts[number]]
-                keys = self._session.run(None, {"Q": rows, "QI": mine // nprobe, "B": entry.vectors, "NY": entry.norms})[0]
-                packed = keys.astype(np.int64)
-                packed <<= _ID_BITS
-                packed |= entry.ids  # key * 2**32 + id, also for negative keys: ids < 2**32
+                start, stop = starts[number], starts[number] + counts[number]
+                # key * 2**32 + id: ordered by (key, id), negative keys included, since ids < 2**32
+                packed = self._session.run(None, {"Q": rows, "QI": queries[start:stop], "B": entry.vectors,
+                                                  "NY": entry.norms, "IDS": entry.ids})[0]
                 if entry.size > k:
                     packed.partition(k - 1, axis=1)
                     packed = packed[:, :k]
-                slots[mine, : packed.shape[1]] = packed
+                slots[order[start:stop], : packed.shape[1]] = packed
 
         fan_out([lambda part=part: scan(part) for part in _balanced(busy, counts * (self._sizes + 16), threads)])
         per_query = slots.reshape(n, nprobe * k)
-        if per_query.shape[1] > k:
-            per_query = np.partition(per_query, k - 1, axis=1)[:, :k]
-        best = np.sort(per_query, axis=1)
+        best = np.empty((n, k), dtype=np.int64)
+
+        def merge(start: int, stop: int) -> None:
+            part = per_query[start:stop]
+            if part.shape[1] > k:
+                part = np.partition(part, k - 1, axis=1)[:, :k]
+            best[start:stop] = np.sort(part, axis=1)
+
+        parts = max(1, min(threads, n))
+        fan_out([lambda i=i: merge(n * i // parts, n * (i + 1) // parts) for i in range(parts)])
         missing = best == _EMPTY
         ids = best & np.int64(2**_ID_BITS - 1)
         distances = ((best >> _ID_BITS) + query_offsets(rows)[:, None]).astype(np.float32)
