@@ -11,7 +11,7 @@ Measures, each figure beside its anchor from the same process and the same run (
   * the thresholds: per-call time of kernel and FAISS for small batches (Flat) and for batches of
     growing size (IVF, as queries per list = rows x nprobe / nlist).
 
-Usage: python benchmarks/bench_kernels.py [--repeats 5] [--out benchmarks/results/kernels-DATE.md] [--skip-gemm]
+Usage: python benchmarks/bench_kernels.py [--repeats 5] [--out benchmarks/results/kernels-DATE.md] [--sections gemm,flat,ivf,thresholds]
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def per_call(model: KNNModel, faiss_model: KNNModel, rows: np.ndarray, query: Kn
     return seconds["faiss"], seconds["kernel"]
 
 
-def thresholds(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, ivf_model: KNNModel) -> list[str]:
+def thresholds(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, ivf_model: KNNModel | None) -> list[str]:
     """Per-call times around the thresholds: Flat by batch rows, IVF by queries per list."""
     import knnserve.kernels.choice as choice
 
@@ -184,6 +184,8 @@ def thresholds(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, ivf_model: KNN
             rows = flat.prepare(xte[:n])
             f, k = per_call(flat, flat_faiss, rows, flat.resolve(KnnQuery(k=K)), 15)
             lines.append(f"| {n} | {1e3 * f:.2f} | {1e3 * k:.2f} | {'yes' if k < f else 'no'} |")
+        if ivf_model is None:
+            ivf_model = KNNModel.fit(xtr, ytr, index="IVF1024,Flat")
         model = ivf_model.with_kernel("faiss").with_kernel("auto")
         model.warm_kernel()
         model_faiss = model.with_kernel("faiss")
@@ -205,7 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(f"benchmarks/results/kernels-{dt.date.today()}.md"))
-    parser.add_argument("--skip-gemm", action="store_true", help="leave out the GEMM candidates section")
+    parser.add_argument("--sections", default="gemm,flat,ivf,thresholds", help="comma-separated subset of gemm,flat,ivf,thresholds")
     args = parser.parse_args()
     import onnxruntime
 
@@ -216,19 +218,25 @@ def main() -> None:
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512_vnni", "avx_vnni", "amx")))
     info = backend.build_info()
     sections = [f"# Search kernels vs FAISS on Fashion-MNIST ({started:%Y-%m-%d})", "",
-                f"- command: `python benchmarks/bench_kernels.py --repeats {args.repeats}` (under `flock /work/bench.lock`)",
+                f"- command: `python benchmarks/bench_kernels.py --repeats {args.repeats} --sections {args.sections}` "
+                "(under `flock /work/bench.lock`)",
                 f"- machine: {cpu_model()}, {usable_cores()} cores (integer-dot flags: {', '.join(flags) or 'none'}), "
                 f"Python {platform.python_version()}",
                 f"- date: {started:%Y-%m-%d %H:%M} UTC; faiss {info['faiss']}, onnxruntime {onnxruntime.__version__}, "
                 f"numpy {np.__version__}; FAISS threads {backend.omp_threads()}",
                 f"- times: medians of {args.repeats} interleaved passes after a warm-up (kernel and anchor alternate), "
                 "all threads; the machine is shared, so only ratios from the same run are compared", ""]
-    if not args.skip_gemm:
+    wanted = set(args.sections.split(","))
+    if "gemm" in wanted:
         sections += ["## Integer GEMM candidates (1,024 x 60,000 x 784)", ""] + gemm_candidates(xtr, xte, args.repeats) + [""]
-    sections += ["## Exact k=10, 10,000 x 60,000 uint8", ""] + exact_flat(xtr, ytr, xte, args.repeats) + [""]
-    ivf_lines, models = ivf(xtr, ytr, xte, args.repeats)
-    sections += ["## IVF1024, 10,000 queries, k=10", ""] + ivf_lines + [""]
-    sections += ["## Thresholds", ""] + thresholds(xtr, ytr, xte, models["auto"]) + [""]
+    if "flat" in wanted:
+        sections += ["## Exact k=10, 10,000 x 60,000 uint8", ""] + exact_flat(xtr, ytr, xte, args.repeats) + [""]
+    models: dict[str, KNNModel] = {}
+    if "ivf" in wanted:
+        ivf_lines, models = ivf(xtr, ytr, xte, args.repeats)
+        sections += ["## IVF1024, 10,000 queries, k=10", ""] + ivf_lines + [""]
+    if "thresholds" in wanted:
+        sections += ["## Thresholds", ""] + thresholds(xtr, ytr, xte, models.get("auto")) + [""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(sections))
     print("\n".join(sections))
