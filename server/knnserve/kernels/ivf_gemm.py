@@ -91,8 +91,7 @@ class IvfGemmInt8:
         # Slots probing no list (-1) sort first; each list's slots follow in list order.
         starts = (flat.size - int(np.count_nonzero(valid))) + np.cumsum(counts) - counts
         busy = np.flatnonzero((counts > 0) & (self._sizes > 0))
-
-        queries = order // nprobe
+        queries = order // nprobe  # the query row of each slot, in list order
 
         def scan(lists: np.ndarray) -> None:
             for number in lists:
