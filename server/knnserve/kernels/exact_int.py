@@ -78,11 +78,13 @@ class ExactInt8Flat:
         keys = np.empty((n, k), dtype=np.int32)
         ids = np.empty((n, k), dtype=np.int64)
         kk = np.array([k], dtype=np.int64)
-        starts = list(range(0, n, CHUNK_ROWS))
+        # Small batches are cut so every thread still gets rows.
+        size = max(1, min(CHUNK_ROWS, -(-n // max(threads, 1))))
+        starts = list(range(0, n, size))
 
         def chunks(mine: list[int]) -> None:
             for start in mine:
-                stop = min(start + CHUNK_ROWS, n)
+                stop = min(start + size, n)
                 keys[start:stop], ids[start:stop] = self._session.run(None, {"A": rows[start:stop], "K": kk})
 
         # Interleaved chunks so every thread gets an equal share of rows.
