@@ -20,14 +20,17 @@ EXACT_INT8 = "exact-int8"
 IVF_GEMM_INT8 = "ivf-gemm-int8"
 POLICIES: tuple[str, ...] = ("auto", "faiss")
 
-# Query rows from which the exact integer kernel answers a Flat search. Measured on Fashion-MNIST
-# (60k x 784 uint8, k=10, 2 threads; benchmarks/results/kernels-2026-12-01.md): see FLAT_MIN_ROWS
-# in docs/indexes.md for the table. Below it FAISS's own search is as fast or faster.
-FLAT_MIN_ROWS = 8
+# Query rows from which the exact integer kernel answers a Flat search: every batch. Measured on
+# Fashion-MNIST (60k x 784 uint8, k=10, 2 threads, median of 15 calls; benchmarks/results/
+# kernels-2026-12-01.md): 1 row 3.7 ms against FAISS Flat float32's 17.9 ms, 8 rows 8.4 vs 22.6,
+# 128 rows 31 vs 83 — the kernel won at every batch size measured, one row included.
+FLAT_MIN_ROWS = 1
 # Average queries per inverted list (rows * nprobe / nlist) from which the batched IVF kernel
-# answers: it pays one onnxruntime call per list touched, which only a batch spread over many
-# queries per list repays. Measured on IVF1024 over Fashion-MNIST (same results file).
-IVF_MIN_QUERIES_PER_LIST = 4.0
+# answers: it pays one onnxruntime call per list touched, which only many queries per list repay.
+# Measured on IVF1024,SQ8_direct over Fashion-MNIST (same file, median of 7 calls): at 16 queries
+# per list FAISS was faster (nprobe 16: 48 vs 56 ms; nprobe 32: 48 vs 62 ms), at 32 the kernel
+# (nprobe 16: 99 vs 70 ms; nprobe 32: 86 vs 81 ms), and the gap widens with the batch.
+IVF_MIN_QUERIES_PER_LIST = 32.0
 
 _FLAT_FACTORIES = ("Flat", "SQ8_direct")
 _IVF_UINT8 = re.compile(r"IVF\d+,(Flat|SQ8_direct)")
@@ -54,8 +57,8 @@ class KernelPlan:
     def describe(self) -> str:
         """One line for ``knnserve info`` and the harness, e.g. ``exact-int8 (onnxruntime ...) from 8 query rows``."""
         if self.name == EXACT_INT8:
-            return (f"{EXACT_INT8}: exact uint8 GEMM + top-k (onnxruntime {onnxruntime_version()} MatMulInteger u8 x s8) "
-                    f"from {self.min_rows} query rows; faiss below")
+            when = "every batch" if self.min_rows == 1 else f"from {self.min_rows} query rows; faiss below"
+            return f"{EXACT_INT8}: exact uint8 GEMM + top-k (onnxruntime {onnxruntime_version()} MatMulInteger u8 x s8), {when}"
         if self.name == IVF_GEMM_INT8:
             return (f"{IVF_GEMM_INT8}: one exact uint8 GEMM per inverted list (onnxruntime {onnxruntime_version()}) "
                     f"from {self.min_queries_per_list:g} queries per list (rows x nprobe / nlist); faiss below")

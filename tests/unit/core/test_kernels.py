@@ -130,14 +130,16 @@ def test_only_integer_rows_in_range_are_sent_to_a_kernel() -> None:
 def test_model_uses_the_kernel_above_its_threshold_and_faiss_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     import knnserve.kernels.choice as choice
 
+    monkeypatch.setattr(choice, "FLAT_MIN_ROWS", 8)  # the measured threshold is 1 row; test one above it
     base = tied_pixels(5, 300, 12)
     model = KNNModel.fit(base, np.arange(300) % 3, index="flat")
+    assert model.kernel_plan.min_rows == 8
     assert model.kernel_plan.name == EXACT_INT8 and model.with_kernel("faiss").kernel_plan.name == FAISS
     calls: list[int] = []
     original = ExactInt8Flat.search
     monkeypatch.setattr(ExactInt8Flat, "search", lambda self, rows, k, threads: calls.append(len(rows)) or original(self, rows, k, threads))
     query = model.resolve(KnnQuery(k=4))
-    small, large = model.prepare(base[: choice.FLAT_MIN_ROWS - 1]), model.prepare(base[:40])
+    small, large = model.prepare(base[:7]), model.prepare(base[:40])
     model.search(small, query)
     model.search(large, query)
     model.search(large + 0.5, query)  # not integers: the kernel would not be exact, FAISS answers
