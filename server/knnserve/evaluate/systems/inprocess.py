@@ -228,7 +228,7 @@ class FaissFlat:
                 label="bare faiss IndexFlat.search (same index)",
                 system="faiss",
                 transport="in-process",
-                index={**(twin.index or {}), "spec": "faiss index.search()"},
+                index={**(twin.index or {}), "spec": "faiss index.search()", "kernel": "faiss"},
                 exact=True,
                 notes=("index.search() called directly on the FAISS index knnserve built (its size and build time are "
                        f"on that run), on the same float32 rows; its passes and queries alternate with `{twin.label}`",),
@@ -237,7 +237,8 @@ class FaissFlat:
             label=f"bare faiss IndexFlat{'L2' if metric == 'l2' else ''} (float32)",
             system="faiss",
             transport="in-process",
-            index={"spec": "faiss.IndexFlat", "factory": "Flat", "storage": "float32", "kind": "flat", "metric": metric},
+            index={"spec": "faiss.IndexFlat", "factory": "Flat", "storage": "float32", "kind": "flat", "metric": metric,
+                   "kernel": "faiss"},
             exact=True,
             build=self._build,
             notes=("index.search() called directly on float32 rows: no validation, no knnserve code",),
