@@ -108,6 +108,9 @@ def gemm_candidates(xtr: np.ndarray, xte: np.ndarray, repeats: int) -> list[str]
             lines.append(f"| {name} | {threads} | {secs:.3f} | {ops / secs / 1e9:.0f} | {anchor / secs:.2f}x | {'yes' if ok else 'NO'} |")
     if torch is None:
         lines.append("\ntorch is not installed in this interpreter: its row is missing (it is no dependency of knnserve).")
+    else:
+        lines.append(f"\ntorch {torch.__version__} was installed in this interpreter for this comparison only "
+                     "(`pip install torch==2.13.0`); knnserve does not depend on it.")
     return lines
 
 
