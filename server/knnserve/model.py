@@ -17,6 +17,8 @@ from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.extractor import Extractor
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
 from knnserve.index import backend, build_index, resolve_spec
+from knnserve.kernels import KernelPlan, plan_kernel
+from knnserve.kernels.dispatch import KernelDispatch
 from knnserve.query import BASE_DEFAULTS, QueryBounds, resolve_query
 from knnserve.vote import neighbor_labels, vote
 from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH
@@ -82,6 +84,9 @@ class KNNModel:
     so both heads take the same prepared rows.
     A query (:class:`KnnQuery`) is resolved against the model once, by :meth:`resolve`; the
     methods that take a query expect a resolved one.
+
+    ``kernel`` is ``auto`` (search large enough batches with the planned kernel where it is exact,
+    see ``knnserve.kernels``) or ``faiss`` (FAISS always); :attr:`kernel_plan` says which.
     """
 
     def __init__(
@@ -98,6 +103,8 @@ class KNNModel:
         preprocessor: Preprocessor | None = None,
         linear: Any | None = None,
         extractor: Extractor | None = None,
+        kernel: str = "auto",
+        _dispatch: KernelDispatch | None = None,
     ) -> None:
         if input_dtype not in INPUT_DTYPES:
             raise InvalidInputError("input_dtype", f"one of {', '.join(INPUT_DTYPES)}", input_dtype)
@@ -113,6 +120,13 @@ class KNNModel:
         self.linear = linear  # a fitted knnserve.linear.LinearClassifier, or None
         self.extractor = extractor
         self._resolved: dict[tuple[KnnQuery, int, KnnQuery], KnnQuery] = {}
+        self.kernel = kernel
+        # The kernels work on raw uint8 rows; an extractor's embeddings are float features.
+        plan = plan_kernel(factory=index_info.factory, metric=index_info.metric, input_dtype=input_dtype,
+                           preprocessed=preprocessor is not None or extractor is not None, dim=int(index.d),
+                           policy=kernel)
+        # Copies of a model share its index, so under the same policy they share its kernel too.
+        self._dispatch = _dispatch if _dispatch is not None and _dispatch.policy == kernel else KernelDispatch(plan, index, kernel)
 
     # -- construction -------------------------------------------------------------------------
 
@@ -290,6 +304,14 @@ class KNNModel:
             raise InvalidInputError("linear", f"a head fitted on {self.feature_dim} features", linear.n_features_in_)
         return self._copy(linear=linear)
 
+    def with_kernel(self, kernel: str) -> KNNModel:
+        """A copy sharing the index whose searches use ``kernel`` (``auto`` or ``faiss``)."""
+        return self._copy(kernel=kernel)
+
+    def warm_kernel(self) -> None:
+        """Build the planned kernel now rather than on the first batch that uses it."""
+        self._dispatch.warm()
+
     def _copy(self, **changes: Any) -> KNNModel:
         fields = {
             "index": self.index,
@@ -303,6 +325,8 @@ class KNNModel:
             "preprocessor": self.preprocessor,
             "linear": self.linear,
             "extractor": self.extractor,
+            "kernel": self.kernel,
+            "_dispatch": self._dispatch,
         }
         return KNNModel(**{**fields, **changes})
 
@@ -337,6 +361,11 @@ class KNNModel:
     def nlist(self) -> int | None:
         """Inverted lists of an IVF index, None for others."""
         return backend.nlist(self.index)
+
+    @property
+    def kernel_plan(self) -> KernelPlan:
+        """The search kernel this model uses for large batches, or FAISS and why (``knnserve.kernels``)."""
+        return self._dispatch.plan
 
     @cached_property
     def is_hnsw(self) -> bool:
@@ -405,7 +434,10 @@ class KNNModel:
         assert query.k is not None, "resolve the query first (KNNModel.resolve)"
         features = self.embed(prepared)
         rows = features if self.preprocessor is None else self.preprocessor.transform(features)
-        raw, ids = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        found = self._dispatch.search(rows, query.k, query.nprobe)  # None: below the kernel's threshold, or no kernel
+        if found is None:
+            found = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        raw, ids = found
         return true_distances(raw, self.index_info.metric), ids, (features if self.extractor is not None else None)
 
     def search_vectors(self, vectors: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:

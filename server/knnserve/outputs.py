@@ -53,6 +53,15 @@ def _preprocessing(metadata: dict[str, Any]) -> str:
     return ", ".join(steps) or str(config)
 
 
+def search_kernel(manifest: Manifest) -> str:
+    """The search kernel a model loaded from this manifest gets on this machine (``knnserve.kernels``), one line."""
+    from knnserve.kernels import plan_kernel
+
+    index = manifest.index
+    return plan_kernel(factory=index.factory, metric=index.metric, input_dtype=manifest.input_dtype,
+                       preprocessed=bool(manifest.preprocessing), dim=index.dim).describe()
+
+
 def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
     """The manifest's key facts as (label, value) pairs for a human-readable ``info``."""
     index = manifest.index
@@ -72,6 +81,7 @@ def manifest_summary(manifest: Manifest) -> list[tuple[str, Any]]:
         ("storage", index.storage),
         ("vectors", f"{index.ntotal} x {index.dim}"),
         ("index size", f"{index.serialized_bytes / 2**20:.1f} MiB ({index.serialized_bytes / max(index.ntotal, 1):.0f} B/vector)"),
+        ("search kernel", search_kernel(manifest)),
         ("defaults", ", ".join(f"{key}={value}" for key, value in manifest.knn.set_fields().items())),
     ]
     if manifest.dataset is not None:

@@ -220,6 +220,7 @@ class ModelRegistry:
                     continue
                 try:
                     model = self.loader(entry.path)
+                    model.warm_kernel()  # build the search kernel now, not in the first large request
                 except (BundleError, InvalidInputError, OSError) as exc:
                     log.error("could not load %s version %d from %s: %s", entry.name, entry.version, entry.path, exc)
                     self._broken[entry.path] = files

@@ -23,11 +23,12 @@ from knnserve.evaluate.scoring import SpaceTruth, score_runs, space_truth
 from knnserve.evaluate.space import RAW, FeatureSpace, check_bundle, model_space, raw_space, space_key
 from knnserve.evaluate.systems.base import System
 from knnserve.evaluate.systems.baselines import ChildBaseline, NaiveLoop
-from knnserve.evaluate.systems.inprocess import FaissFlat, IndexSystem
+from knnserve.evaluate.systems.inprocess import FaissFlat, FaissPath, IndexSystem
 from knnserve.evaluate.systems.remote import RemoteServer
 from knnserve.evaluate.tune import run_tuning
 from knnserve.evaluate.workload import Workload, make_workload
 from knnserve.index import resolve_spec
+from knnserve.kernels import plan_kernel
 from knnserve.model import KNNModel
 
 RAW_FOLDER = "raw"
@@ -81,27 +82,47 @@ def faiss_twin_request(workload: Workload, config: EvaluateConfig) -> IndexReque
     return None
 
 
+def request_plans_kernel(workload: Workload, config: EvaluateConfig, request: IndexRequest) -> bool:
+    """True when the index this request builds over the raw rows gets a search kernel (``knnserve.kernels``)."""
+    n, d = workload.base.shape
+    spec = resolve_spec(request.spec, n=n, d=d, metric=config.metric, dtype=workload.base.dtype, storage=request.storage)
+    return plan_kernel(factory=spec.factory, metric=spec.metric, input_dtype=str(workload.base.dtype), preprocessed=False,
+                       dim=d).active
+
+
+def bundle_plans_kernel(path: Path) -> bool:
+    """True when a bundle's index gets a search kernel, judged from its manifest."""
+    manifest = read_manifest(path)
+    return plan_kernel(factory=manifest.index.factory, metric=manifest.index.metric, input_dtype=manifest.input_dtype,
+                       preprocessed=bool(manifest.preprocessing), dim=manifest.index.dim).active
+
+
 def systems_under_test(workload: Workload, config: EvaluateConfig, spaces: dict[str, FeatureSpace],
-                       bundles: dict[Path, str]) -> list[tuple[System, System | None]]:
-    """Every system, in the order the report lists them, each with its twin (or None).
+                       bundles: dict[Path, str]) -> list[tuple[System, tuple[System, ...]]]:
+    """Every system, in the order the report lists them, each with its twins.
 
     Bare faiss goes beside the first float32 Flat index (or first, on its own, when none is asked
-    for); then the indexes, the bundles, scikit-learn and the GEMM bound, the naive loop, the server.
+    for); an index or bundle with a search kernel gets its FAISS-only twin (own rows, same index,
+    passes interleaved); then scikit-learn and the GEMM bound, the naive loop, the server.
     """
     twin_request = faiss_twin_request(workload, config)
-    systems: list[tuple[System, System | None]] = []
+    systems: list[tuple[System, tuple[System, ...]]] = []
     if "faiss" in config.baselines and twin_request is None:
-        systems.append((FaissFlat(workload, config), None))
+        systems.append((FaissFlat(workload, config), ()))
     for request in config.indexes:
         system = IndexSystem(workload, config, request=request)
-        twin = FaissFlat(workload, config, twin=system) if request is twin_request else None
-        systems.append((system, twin))
-    systems += [(IndexSystem(workload, config, bundle=path, space=bundles[path]), None) for path in config.bundles]
-    systems += [(ChildBaseline(workload, config, task), None) for task in ("sklearn", "matmul") if task in config.baselines]
+        twins: tuple[System, ...] = (FaissFlat(workload, config, twin=system),) if request is twin_request else ()
+        if request_plans_kernel(workload, config, request):
+            twins += (FaissPath(system),)
+        systems.append((system, twins))
+    for path in config.bundles:
+        system = IndexSystem(workload, config, bundle=path, space=bundles[path])
+        systems.append((system, (FaissPath(system),) if bundle_plans_kernel(path) else ()))
+    systems += [(ChildBaseline(workload, config, task), ()) for task in ("sklearn", "matmul") if task in config.baselines]
     if "naive" in config.baselines:
-        systems.append((NaiveLoop(workload, config), None))
+        systems.append((NaiveLoop(workload, config), ()))
     if config.server is not None:
-        systems.append((RemoteServer(workload, config, served_space(spaces, bundles, config.model)), None))
+        systems.append((RemoteServer(workload, config, served_space(spaces, bundles, config.model)), ()))
     return systems
 
 

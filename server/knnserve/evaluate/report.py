@@ -96,6 +96,11 @@ def _index(record: RunRecord) -> str:
     return f"`{record.index.get('factory', '')}`"
 
 
+def _kernel(record: RunRecord) -> str:
+    # knnserve's runs say which search path answered large batches: faiss or a kernel (knnserve.kernels).
+    return str(record.index.get("kernel", "")) if record.index else ""
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -120,7 +125,7 @@ def _naive_qps(results: Results) -> float | None:
 def batch_table(results: Results) -> list[str]:
     """Batch throughput rows, with speed ratios against the baselines that ran."""
     sk, naive = _qps_of(results, "sklearn", "batch"), _naive_qps(results)
-    header = ["run", "system", "index", "params", "recall@k", "accuracy", "Δ acc (pts)", "QPS", "speedup vs exact"]
+    header = ["run", "system", "index", "kernel", "params", "recall@k", "accuracy", "Δ acc (pts)", "QPS", "speedup vs exact"]
     header += ["vs scikit-learn"] if sk else []
     header += ["vs naive loop"] if naive else []
     header += ["passes", "cores used", "Pareto"]
@@ -128,7 +133,7 @@ def batch_table(results: Results) -> list[str]:
     for r in results.runs:
         if r.batch is None:
             continue
-        row = [r.run_id, _system(r), _index(r), _params(r), _f(r.recall), _pct(r.accuracy),
+        row = [r.run_id, _system(r), _index(r), _kernel(r), _params(r), _f(r.recall), _pct(r.accuracy),
                _pts(r.accuracy_delta), _qps(r.batch.qps), _x(r.batch.speedup)]
         row += [_x(r.batch.qps / sk)] if sk else []
         row += [_x(r.batch.qps / naive)] if naive else []
@@ -139,14 +144,14 @@ def batch_table(results: Results) -> list[str]:
 
 def single_table(results: Results) -> list[str]:
     """Single-query latency rows."""
-    header = ["run", "system", "index", "params", "recall@k", "p50 ms", "p95 ms", "p99 ms", "QPS", "speedup vs exact",
+    header = ["run", "system", "index", "kernel", "params", "recall@k", "p50 ms", "p95 ms", "p99 ms", "QPS", "speedup vs exact",
               "queries x passes", "Pareto"]
     rows = []
     for r in results.runs:
         if r.single is None:
             continue
         s = r.single
-        rows.append([r.run_id, _system(r), _index(r), _params(r), _f(r.recall), _f(s.p50_ms, 3),
+        rows.append([r.run_id, _system(r), _index(r), _kernel(r), _params(r), _f(r.recall), _f(s.p50_ms, 3),
                      _f(s.p95_ms, 3), _f(s.p99_ms, 3), _qps(s.qps), _x(s.speedup), f"{s.queries} x {s.passes}",
                      "*" if r.pareto.get("single") else ""])
     return _table(header, rows)
@@ -240,6 +245,25 @@ def derived_answers(results: Results) -> list[str]:
             f"{_x(small.memory.smaller_than_float32)} smaller than float32 vectors), accuracy {_pts(small.accuracy_delta)} pts."  # type: ignore[union-attr]
         )
     lines += overhead_lines(results)
+    lines += kernel_lines(results)
+    return lines
+
+
+def kernel_lines(results: Results) -> list[str]:
+    """Each search kernel's run against the same index searched by FAISS alone, same settings, same run."""
+    faiss_runs = {(r.label.replace(" [faiss]", ""), r.space): r for r in results.runs
+                  if r.system == "knnserve" and r.index is not None and r.index.get("kernel") == "faiss"}
+    lines = []
+    for r in results.runs:
+        kernel = _kernel(r)
+        if r.system != "knnserve" or kernel in ("", "faiss"):
+            continue
+        base = faiss_runs.get((r.label.replace(f" [{kernel}]", ""), r.space))
+        if base is None or r.batch is None or base.batch is None:
+            continue
+        same = "identical recall" if r.recall == base.recall else f"recall {_f(r.recall)} vs {_f(base.recall)}"
+        lines.append(f"- Kernel {kernel} (batch): {r.run_id} `{r.label}` at {_qps(r.batch.qps)} QPS, "
+                     f"{r.batch.qps / base.batch.qps:.2f}x FAISS on the same index ({base.run_id}, {_qps(base.batch.qps)} QPS); {same}.")
     return lines
 
 
@@ -247,7 +271,7 @@ def overhead_lines(results: Results) -> list[str]:
     """The harness's own overhead: knnserve's float32 exact Flat against a bare faiss IndexFlat, same run."""
     bare = next((r for r in results.runs if r.system == "faiss"), None)
     flat = next((r for r in results.runs if r.system == "knnserve" and r.transport == "in-process" and r.exact
-                 and r.index is not None and r.index.get("factory") == "Flat"), None)
+                 and r.index is not None and r.index.get("factory") == "Flat" and r.index.get("kernel", "faiss") == "faiss"), None)
     lines = []
     for mode in ("batch", "single"):
         if bare is None or flat is None or getattr(bare, mode) is None or getattr(flat, mode) is None:

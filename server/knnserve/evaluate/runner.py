@@ -1,5 +1,5 @@
 """The one runner loop: open a system, time each of its settings through ``measure.py``, record what it
-answered (``RunOutput``), close it. A system may bring a twin that is timed interleaved with it."""
+answered (``RunOutput``), close it. A system may bring twins that are timed interleaved with it."""
 
 from __future__ import annotations
 
@@ -47,21 +47,26 @@ def _output(described: Description, setting: Setting, measured: Measurement, ans
     )
 
 
-def run_system(system: System, workload: Workload, config: EvaluateConfig, *, twin: System | None = None,
-               bar: tqdm | None = None) -> Iterator[RunOutput]:
-    """Every setting of ``system`` (and, interleaved with each, the twin's one setting), as run records.
+def _twin_setting(twin: System, setting: Setting) -> Setting:
+    # A twin that follows its system's settings (the same model on another search path) runs each
+    # of them; any other twin (bare faiss) has one setting, exhaustive search.
+    return setting if getattr(twin, "follows_settings", False) else Setting()
 
-    The twin is opened after ``system`` (it may share its index) and closed before it.
+
+def run_system(system: System, workload: Workload, config: EvaluateConfig, *, twins: tuple[System, ...] = (),
+               bar: tqdm | None = None) -> Iterator[RunOutput]:
+    """Every setting of ``system`` (and, interleaved with each, its twins' setting), as run records.
+
+    Twins are opened after ``system`` (they may share its index) and closed before it.
     """
     opened: list[System] = []
     try:
-        for member in (system, twin):
-            if member is not None:
-                member.open()
-                opened.append(member)
+        for member in (system, *twins):
+            member.open()
+            opened.append(member)
         settings = system.settings()
         described = system.describe()
-        members = [(system, described)] + ([(twin, twin.describe())] if twin is not None else [])
+        members = [(system, described)] + [(twin, twin.describe()) for twin in twins]
         n = workload.queries.shape[0]
         prepared = [member.prepare(workload.queries) for member, _ in members]
         subsampled = system.modes.subsampled
@@ -73,14 +78,15 @@ def run_system(system: System, workload: Workload, config: EvaluateConfig, *, tw
             label = f"{described.label} {setting.label}".strip()
             if bar is not None:
                 bar.set_postfix_str(label)
-            twin_setting = Setting()
+            member_settings = [setting] + [_twin_setting(twin, setting) for twin in twins]
             clocks = [getattr(member, "stages", None) for member, _ in members]  # StageClock: extraction, apart
             for clock in clocks:
                 if clock is not None:
                     clock.reset()
-            calls = [lambda part, s=setting: system.search(prepared[0][part], s)]
-            if twin is not None:
-                calls.append(lambda part: twin.search(prepared[1][part], twin_setting))
+            calls = [
+                lambda part, member=member, rows=rows, s=s: member.search(rows[part], s)
+                for (member, _), rows, s in zip(members, prepared, member_settings)
+            ]
             measured = measure_calls(
                 calls, n, modes=modes, single_rows=single_rows, repeats=config.repeats, max_seconds=config.max_run_seconds,
                 threads=config.threads, progress=config.progress, desc=label, answer_all=not subsampled,
@@ -88,7 +94,7 @@ def run_system(system: System, workload: Workload, config: EvaluateConfig, *, tw
             stages = [clock.summary(n) if clock is not None else None for clock in clocks]
             outputs = []
             for (member, member_described), rows_of, measurement, member_setting, extraction in zip(
-                members, prepared, measured, [setting, twin_setting], stages
+                members, prepared, measured, member_settings, stages
             ):
                 if subsampled:  # answered (untimed) on the rows it was timed on, not on every query
                     answer, rows = member.search(rows_of[single_rows], member_setting), single_rows
@@ -96,7 +102,7 @@ def run_system(system: System, workload: Workload, config: EvaluateConfig, *, tw
                     answer, rows = measurement.answer, np.arange(n)
                 outputs.append(_output(member_described, member_setting, measurement, member.finish(answer), rows, n,
                                        extraction))
-            yield from reversed(outputs)  # the twin (the yardstick) first, as the report reads
+            yield from reversed(outputs)  # the twins (the yardsticks) first, as the report reads
             if bar is not None:
                 bar.update(1)
     finally:
@@ -104,12 +110,12 @@ def run_system(system: System, workload: Workload, config: EvaluateConfig, *, tw
             member.close()
 
 
-def run_systems(systems: list[tuple[System, System | None]], workload: Workload, config: EvaluateConfig) -> list[RunOutput]:
-    """Run every (system, twin) pair in turn, one system in memory at a time."""
+def run_systems(systems: list[tuple[System, tuple[System, ...]]], workload: Workload, config: EvaluateConfig) -> list[RunOutput]:
+    """Run every system with its twins in turn, one system in memory at a time."""
     runs: list[RunOutput] = []
     with tqdm(total=None, desc="runs", unit="run", disable=not config.progress) as bar:
-        for system, twin in systems:
-            runs.extend(run_system(system, workload, config, twin=twin, bar=bar))
+        for system, twins in systems:
+            runs.extend(run_system(system, workload, config, twins=twins, bar=bar))
     return runs
 
 

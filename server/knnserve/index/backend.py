@@ -16,7 +16,7 @@ Two process-wide settings are made when this module loads, before the first sear
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +52,11 @@ if faiss.cvar.distance_compute_blas_threshold == _FAISS_DEFAULT_BLAS_THRESHOLD:
 
 
 # -- threads ------------------------------------------------------------------------------------
+
+
+def omp_threads() -> int:
+    """FAISS's OpenMP thread count for the calling thread: what a search started here would use."""
+    return int(faiss.omp_get_max_threads())
 
 
 def set_num_threads(n: int | None) -> None:
@@ -204,6 +209,108 @@ def search(
     return index.search(np.ascontiguousarray(rows), int(k), params=search_parameters(index, nprobe, ef_search))
 
 
+# -- what the search kernels read (knnserve.kernels never imports faiss) ------------------------------
+
+
+def _as_uint8(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as uint8 when every one is an integer in 0..255 (so the conversion is exact), else None."""
+    with np.errstate(invalid="ignore"):  # out-of-range values cast to garbage, which the comparison rejects
+        as_bytes = values.astype(np.uint8)
+    return as_bytes if np.array_equal(as_bytes, values) else None
+
+
+def _l2_index(index: Index) -> Index | None:
+    # Kernels take the index's own vectors and the caller's rows: a pre-transform would sit between.
+    inner = faiss.downcast_index(index)
+    return inner if inner.metric_type == faiss.METRIC_L2 else None
+
+
+def _is_sq8_direct(index: Index) -> bool:
+    return bool(index.sq.qtype == faiss.ScalarQuantizer.QT_8bit_direct)
+
+
+def flat_uint8_vectors(index: Index) -> np.ndarray | None:
+    """The vectors of an exact L2 Flat index (float32 ``Flat`` or ``SQ8_direct``) as uint8 (n, d).
+
+    None for any other index, and for float32 vectors that are not all integers in 0..255.
+    """
+    inner = _l2_index(index)
+    if inner is None or inner.ntotal == 0:
+        return None
+    n, d = int(inner.ntotal), int(inner.d)
+    if isinstance(inner, faiss.IndexFlat):
+        return _as_uint8(faiss.rev_swig_ptr(inner.get_xb(), n * d).reshape(n, d))
+    if isinstance(inner, faiss.IndexScalarQuantizer) and _is_sq8_direct(inner):
+        return faiss.vector_to_array(inner.codes).reshape(n, d)  # the byte is the value: no decoding
+    return None
+
+
+def ivf_uint8_lists(index: Index) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """Each inverted list of an L2 ``IVF<n>,SQ8_direct`` (vectors, not residuals) or ``IVF<n>,Flat``
+    index as (uint8 vectors (n_l, d), int64 ids); None for other indexes or non-uint8 float vectors."""
+    inner = _l2_index(index)
+    if isinstance(inner, faiss.IndexIVFScalarQuantizer):
+        if not _is_sq8_direct(inner) or inner.by_residual:
+            return None
+        as_vectors = None
+    elif type(inner) is faiss.IndexIVFFlat:  # not its subclasses (IVFFlatDedup stores lists differently)
+        as_vectors = np.float32
+    else:
+        return None
+    d, lists = int(inner.d), inner.invlists
+    codes: list[np.ndarray] = []
+    ids: list[np.ndarray] = []
+    for number in range(int(inner.nlist)):
+        size = int(lists.list_size(number))
+        if size == 0:
+            codes.append(np.zeros((0, d), dtype=np.uint8))
+            ids.append(np.zeros(0, dtype=np.int64))
+            continue
+        code_ptr, id_ptr = lists.get_codes(number), lists.get_ids(number)
+        try:
+            raw = faiss.rev_swig_ptr(code_ptr, size * int(lists.code_size)).copy()
+            ids.append(faiss.rev_swig_ptr(id_ptr, size).copy())
+        finally:  # on-disk and other list kinds hand out temporary buffers
+            lists.release_codes(number, code_ptr)
+            lists.release_ids(number, id_ptr)
+        if as_vectors is None:
+            codes.append(raw.reshape(size, d))
+        else:
+            vectors = _as_uint8(raw.view(as_vectors).reshape(size, d))
+            if vectors is None:
+                return None
+            codes.append(vectors)
+    return codes, ids
+
+
+def ivf_probes(
+    index: Index, rows: np.ndarray, nprobe: int, run: Callable[[list[Callable[[], None]]], None] | None = None
+) -> np.ndarray:
+    """The lists an IVF search of ``rows`` at ``nprobe`` scans, (n, nprobe) int64, exactly as FAISS picks them.
+
+    ``IndexIVF.search`` cuts the batch into one slice per OpenMP thread and sends each slice through
+    the coarse quantizer on one thread; a slice below the BLAS threshold takes the non-BLAS path,
+    whose rounding differs. The same slices go through the quantizer here, so near-tied centroids
+    go the same way. ``run`` runs the slices' tasks (in parallel, e.g. the kernels' pool); default: in turn.
+    """
+    quantizer = faiss.downcast_index(index).quantizer
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    n = rows.shape[0]
+    slices = max(1, min(omp_threads(), n))
+    probes = np.empty((n, int(nprobe)), dtype=np.int64)
+
+    def one(start: int, stop: int) -> None:
+        with num_threads(1):  # as in FAISS's parallel region; faiss's OpenBLAS follows OpenMP's count
+            probes[start:stop] = quantizer.search(rows[start:stop], int(nprobe))[1]
+
+    tasks: list[Callable[[], None]] = [
+        lambda start=n * part // slices, stop=n * (part + 1) // slices: one(start, stop)
+        for part in range(slices) if n * (part + 1) // slices > n * part // slices
+    ]
+    (run or (lambda ts: [task() for task in ts]))(tasks)
+    return probes
+
+
 # -- files --------------------------------------------------------------------------------------------
 
 
@@ -255,12 +362,16 @@ __all__ = [
     "build_info",
     "fit_pca",
     "flat_index",
+    "flat_uint8_vectors",
     "is_hnsw",
+    "ivf_probes",
+    "ivf_uint8_lists",
     "metric_name",
     "metric_type",
     "new_index",
     "nlist",
     "num_threads",
+    "omp_threads",
     "read_index",
     "search",
     "search_parameters",

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from knnserve.cli import main
+from knnserve.kernels.runtime import int8_gemm_exact
 from knnserve.model import KNNModel
 from knnserve_client.wire.query import KnnQuery
 
@@ -29,6 +30,8 @@ def test_train_info_predict(tmp_path: Path, npz_dir: Path, pixels, capsys: pytes
     printed = capsys.readouterr().out
     assert "knn_test_accuracy" in printed and "SQ8_direct" in printed
 
+    assert main(["info", "--model", str(bundle)]) == 0
+    assert "search kernel: ivf-gemm-int8" in capsys.readouterr().out or not int8_gemm_exact()
     assert main(["info", "--model", str(bundle), "--json"]) == 0
     manifest = json.loads(capsys.readouterr().out)
     assert manifest["knn"]["k"] == 3 and manifest["index"]["kind"] == "ivf"

@@ -60,7 +60,8 @@ def test_server_mode_measures_the_served_model_over_grpc(fast_config: EvaluateCo
     finally:
         server.stop(0)
     wire = [r for r in results.runs if r.transport == "grpc"]
-    local = [r for r in results.runs if r.transport == "in-process" and r.index and r.index["kind"] == "ivf"]
+    local = [r for r in results.runs if r.transport == "in-process" and r.index and r.index["kind"] == "ivf"
+             and r.index["kernel"] != "faiss"]
     assert [r.params for r in wire] == [r.params for r in local] == [{"nprobe": 1}, {"nprobe": 8}]
     assert wire[1].recall == 1.0  # every list probed: exact, over the wire too
     assert wire[0].recall == pytest.approx(local[0].recall)  # same factory, same k-means seed, same data
@@ -84,7 +85,10 @@ def test_cli_evaluate_on_an_npz(pixel_npz: Path, tmp_path: Path, capsys: pytest.
         "knnserve", "evaluate", "--data-dir", str(pixel_npz), "--index", "flat", "--index", "hnsw", "--sweep", "efSearch=16,32",
         "--k", "5", "--mode", "batch", "--repeats", "1", "--threads", "1", "--cache-dir", str(tmp_path / "cache"),
         "--no-progress", "--out", str(out)]
-    assert [r["params"].get("ef_search") for r in results["runs"]] == [None, 16, 32]
+    # flat gets the exact-int8 kernel, and its FAISS-only twin a row of its own first; hnsw has no kernel
+    assert [r["params"].get("ef_search") for r in results["runs"]] == [None, None, 16, 32]
+    assert [r["index"]["kernel"] for r in results["runs"]] == ["faiss", "exact-int8", "faiss", "faiss"]
+    assert "Kernel exact-int8 (batch)" in (out / "report.md").read_text()
     assert (out / "report.md").is_file() and (out / "recall_vs_qps.png").is_file()
 
 

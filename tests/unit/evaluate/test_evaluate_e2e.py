@@ -17,7 +17,11 @@ def test_fashion_mnist_exact_and_ivf(fashion_mnist: object, tmp_path: Path) -> N
         cache_dir=tmp_path / "cache", progress=False,
     )
     results = run_evaluate(config)
-    flat, ivf1, ivf8 = results.runs
+    # Each index has a search kernel here, so each setting has two rows: FAISS alone, then the kernel.
+    assert [r.index["kernel"] for r in results.runs if r.index] == ["faiss", "exact-int8"] + ["faiss", "ivf-gemm-int8"] * 2
+    for faiss_run, kernel_run in zip(results.runs[::2], results.runs[1::2]):  # same neighbours either way
+        assert faiss_run.recall == kernel_run.recall and faiss_run.accuracy == kernel_run.accuracy
+    flat, ivf1, ivf8 = results.runs[1::2]
     # raw uint8 bytes (SQ8_direct) are exact on real pixels: recall 1 against the float64 re-ranked truth
     assert flat.exact and flat.recall == 1.0 and flat.index is not None and flat.index["factory"] == "SQ8_direct"
     assert ivf1.index is not None and ivf1.index["factory"] == "IVF64,Flat"

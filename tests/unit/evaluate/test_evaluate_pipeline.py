@@ -47,7 +47,11 @@ def test_evaluation_writes_valid_outputs_and_exact_flat_has_recall_one(fast_conf
         assert record.recall == 1.0 and record.accuracy_delta == 0.0
     assert results.exact_accuracy == pytest.approx(_exact_knn_accuracy(config.data_dir, 5))  # type: ignore[arg-type]
     # nprobe=64 is above nlist=8: skipped and said so; nprobe=8 probes every list, so it is exact too.
-    ivf = [r for r in results.runs if r.index and r.index["factory"] == "IVF8,SQ8_direct"]
+    ivf = [r for r in results.runs if r.index and r.index["factory"] == "IVF8,SQ8_direct" and r.index["kernel"] != "faiss"]
+    twins = [r for r in results.runs if r.index and r.index["factory"] == "IVF8,SQ8_direct" and r.index["kernel"] == "faiss"]
+    assert [r.index["kernel"] for r in ivf] == ["ivf-gemm-int8"] * 2 and [r.params for r in twins] == [r.params for r in ivf]
+    assert [r.recall for r in twins] == [r.recall for r in ivf]  # the kernel finds what FAISS finds
+    assert all(r.index and r.index["kernel"] == "faiss" for r in results.runs if r.system == "faiss")  # bare faiss
     assert [r.params["nprobe"] for r in ivf] == [1, 8]
     assert ivf[1].recall == 1.0 and ivf[0].recall < 1.0
     assert any("nprobe 64 skipped" in note for note in ivf[0].notes)

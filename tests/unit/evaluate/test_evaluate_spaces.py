@@ -44,7 +44,9 @@ def test_a_preprocessed_bundle_is_scored_against_exact_search_in_its_space(fast_
     _, ids = model.search(model.prepare(dataset.x_test), model.resolve(KnnQuery(k=10)))
     truth = ground_truth(base, queries, 10, "l2", cache_dir=None)
     np.testing.assert_allclose(exact_distances(base, queries, ids, "l2"), truth.distances, rtol=1e-5)
-    assert results.references["batch"] is not None and results.references["batch"].run_id == raw_flat.run_id
+    # the raw Flat runs (FAISS alone and its exact-int8 kernel) are the exact references; the bundle's space is not raw
+    raw_ids = {r.run_id for r in results.runs if r.space == "raw"}
+    assert results.references["batch"] is not None and results.references["batch"].run_id in raw_ids
 
 
 def test_server_mode_needs_the_bundle_of_a_preprocessing_model(fast_config: EvaluateConfig, tmp_path: Path) -> None:

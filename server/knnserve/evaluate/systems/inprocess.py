@@ -1,10 +1,12 @@
 """Systems searched in this process: an index built with ``KNNModel.fit`` (the path ``knnserve train``
-takes), a saved bundle as it is, and bare FAISS ``IndexFlat`` (standalone, or called on the same index
-as knnserve's exact Flat to measure knnserve's own overhead)."""
+takes), a saved bundle as it is, the same model with its search kernel turned off (FAISS only), and
+bare FAISS ``IndexFlat`` (standalone, or called on the same index as knnserve's exact Flat to
+measure knnserve's own overhead)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,20 +69,21 @@ class IndexSystem:
         self.stages = StageClock()
 
     def open(self) -> None:
-        """Build the index (or load the bundle)."""
+        """Build the index (or load the bundle), and its search kernel if it plans one (not timed)."""
         if self.bundle is not None:
             self.model = KNNModel.load(self.bundle)
-            return
-        assert self.request is not None
-        self.model = KNNModel.fit(
-            self.workload.base,
-            self.workload.base_labels,
-            class_names=self.workload.class_names,
-            index=self.request.spec,
-            metric=self.config.metric,
-            storage=self.request.storage,
-            progress=self.config.progress,
-        )
+        else:
+            assert self.request is not None
+            self.model = KNNModel.fit(
+                self.workload.base,
+                self.workload.base_labels,
+                class_names=self.workload.class_names,
+                index=self.request.spec,
+                metric=self.config.metric,
+                storage=self.request.storage,
+                progress=self.config.progress,
+            )
+        self.model.warm_kernel()
 
     def _model(self) -> KNNModel:
         assert self.model is not None, "open() first"
@@ -104,6 +107,12 @@ class IndexSystem:
         if model.extractor is not None:
             facts["features"] = model.extractor.record.source
             facts["extractor_bytes"] = len(model.extractor.onnx)
+        plan = model.kernel_plan
+        facts["kernel"] = plan.name
+        notes = tuple(self._notes)
+        if plan.active:
+            label += f" [{plan.name}]"
+            notes += (f"search kernel {plan.describe()}",)
         return Description(
             label=label,
             system="knnserve",
@@ -111,7 +120,7 @@ class IndexSystem:
             index=facts,
             exact=is_exact(info.factory, str(model.input_dtype), model.preprocessor is not None or model.extractor is not None),
             build=BuildCost(info.train_seconds, info.add_seconds, info.serialized_bytes),
-            notes=tuple(self._notes),
+            notes=notes,
             space=self.space,
         )
 
@@ -146,6 +155,56 @@ class IndexSystem:
 
     def close(self) -> None:
         """Drop the index."""
+        self.model = None
+
+
+class FaissPath:
+    """The model an :class:`IndexSystem` built, searched by FAISS alone (``kernel="faiss"``): the kernel's yardstick.
+
+    A twin of that system: opened after it, it shares its index, runs each of its settings, and
+    the runner interleaves their passes, so the kernel and FAISS rows come from the same moments.
+    """
+
+    modes = Modes()
+    follows_settings = True
+
+    def __init__(self, twin: IndexSystem) -> None:
+        self.twin = twin
+        self.model: KNNModel | None = None
+
+    def open(self) -> None:
+        """Take the twin's model with its kernel turned off."""
+        assert self.twin.model is not None, "open the twin first"
+        self.model = self.twin.model.with_kernel("faiss")
+
+    def describe(self) -> Description:
+        """The twin's description, relabelled as the FAISS search path."""
+        twin = self.twin.describe()
+        label = twin.label.rsplit(" [", 1)[0] + " [faiss]"
+        return replace(twin, label=label, index={**(twin.index or {}), "kernel": "faiss"},
+                       notes=(f"the same index as `{twin.label}`, searched by FAISS only (kernel turned off); "
+                              "passes alternate with it",))
+
+    def settings(self) -> list[Setting]:
+        """The twin's settings (the runner passes them)."""
+        return self.twin.settings()
+
+    def prepare(self, queries: np.ndarray) -> np.ndarray:
+        """The model's prepared rows, as the twin's."""
+        assert self.model is not None
+        return self.model.prepare(queries)
+
+    def search(self, rows: np.ndarray, setting: Setting) -> Answer:
+        """``KNNModel.search`` with the kernel off."""
+        assert self.model is not None
+        return self.model.search(rows, setting.query)
+
+    def finish(self, answer: Answer) -> Answer:
+        """Distances are already on the true scale."""
+        return answer
+
+    def close(self) -> None:
+        """Drop the reference (the twin owns the index)."""
         self.model = None
 
 
@@ -186,7 +245,7 @@ class FaissFlat:
                 label="bare faiss IndexFlat.search (same index)",
                 system="faiss",
                 transport="in-process",
-                index={**(twin.index or {}), "spec": "faiss index.search()"},
+                index={**(twin.index or {}), "spec": "faiss index.search()", "kernel": "faiss"},
                 exact=True,
                 notes=("index.search() called directly on the FAISS index knnserve built (its size and build time are "
                        f"on that run), on the same float32 rows; its passes and queries alternate with `{twin.label}`",),
@@ -195,7 +254,8 @@ class FaissFlat:
             label=f"bare faiss IndexFlat{'L2' if metric == 'l2' else ''} (float32)",
             system="faiss",
             transport="in-process",
-            index={"spec": "faiss.IndexFlat", "factory": "Flat", "storage": "float32", "kind": "flat", "metric": metric},
+            index={"spec": "faiss.IndexFlat", "factory": "Flat", "storage": "float32", "kind": "flat", "metric": metric,
+                   "kernel": "faiss"},
             exact=True,
             build=self._build,
             notes=("index.search() called directly on float32 rows: no validation, no knnserve code",),
@@ -224,4 +284,4 @@ class FaissFlat:
         self.index = None
 
 
-__all__ = ["FaissFlat", "IndexSystem", "sweep_queries"]
+__all__ = ["FaissFlat", "FaissPath", "IndexSystem", "sweep_queries"]
