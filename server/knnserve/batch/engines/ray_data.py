@@ -186,6 +186,11 @@ class RayEngine:
 
     def open(self, spec: JobSpec) -> ModelFacts:
         """Check the bundle and the query here (one load, dropped again), then start or join Ray and size the actors."""
+        if self.address is not None and "RAY_AUTH_MODE" not in os.environ and token_available():
+            # Ray >= 2.59 clusters started with a token require it, and a client sends it only with RAY_AUTH_MODE=token,
+            # which Ray reads when it is imported: set it first.
+            os.environ["RAY_AUTH_MODE"] = "token"
+            note("ray: a Ray auth token was found; joining with RAY_AUTH_MODE=token")
         ray = import_ray()
         model = KNNModel.load(self.bundle)
         classifier = ModelClassifier(model, spec.query, spec.heads, neighbors=spec.neighbors)
@@ -201,10 +206,6 @@ class RayEngine:
         if ray.is_initialized():
             note("ray: using the Ray instance this process already started")
         elif self.address is not None:
-            if "RAY_AUTH_MODE" not in os.environ and token_available():
-                # Ray >= 2.59 clusters started with a token require it; a client without RAY_AUTH_MODE=token never sends it.
-                os.environ["RAY_AUTH_MODE"] = "token"
-                note("ray: a Ray auth token was found; joining with RAY_AUTH_MODE=token")
             try:
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING, **self.init_options)
             except ConnectionError as error:
