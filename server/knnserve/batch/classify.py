@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,12 @@ from knnserve.model import KNNModel
 from knnserve_client.wire.errors import InvalidInputError
 from knnserve_client.wire.messages import HeadResult, Neighbors
 from knnserve_client.wire.query import KnnQuery
+
+# Rows searched at once. Several single-threaded searches of this size in parallel kept up with one
+# FAISS search of the whole batch on all cores here (Flat, Fashion-MNIST, 2 cores: 3.6 s vs 3.9 s for
+# 6,144 rows, medians of 4), and suffer far less when other processes take a core: an OpenMP team
+# waits at every barrier for its slowest thread.
+SEARCH_ROWS = 1024
 
 
 class ModelClassifier:
@@ -40,8 +47,29 @@ class ModelClassifier:
         self.heads = heads
         self.neighbors = neighbors
 
-    def classify(self, rows: RowBatch) -> ResultBatch:
-        """Results for every row of ``rows`` (the bad ones keep their errors and are not classified)."""
+    def classify(self, rows: RowBatch, pool: Executor | None = None) -> ResultBatch:
+        """Results for every row of ``rows`` (the bad ones keep their errors and are not classified).
+
+        Rows are searched in pieces of SEARCH_ROWS shard rows, cut at the same places whoever calls
+        (so every engine searches the same groups of rows and writes the same bytes), on ``pool``'s
+        threads when given.
+        """
+        return ResultBatch.join([future.result() for future in self.submit(rows, pool)])
+
+    def submit(self, rows: RowBatch, pool: Executor | None = None) -> list[Future[ResultBatch]]:
+        """Start classifying ``rows`` piece by piece on ``pool`` (or now, on this thread); one future a piece."""
+        futures: list[Future[ResultBatch]] = []
+        for piece in rows.pieces(SEARCH_ROWS):
+            if pool is not None:
+                futures.append(pool.submit(self.classify_piece, piece))
+            else:
+                done: Future[ResultBatch] = Future()
+                done.set_result(self.classify_piece(piece))
+                futures.append(done)
+        return futures
+
+    def classify_piece(self, rows: RowBatch) -> ResultBatch:
+        """Results for a piece of at most SEARCH_ROWS rows: one search, one vote, per head."""
         good = rows.good
         answers: dict[str, HeadResult] = {}
         found: Neighbors | None = None
@@ -91,4 +119,4 @@ def bundle_facts(path: Path, model: KNNModel, query: KnnQuery) -> ModelFacts:
     )
 
 
-__all__ = ["ModelClassifier", "bundle_facts", "bundle_version"]
+__all__ = ["SEARCH_ROWS", "ModelClassifier", "bundle_facts", "bundle_version"]

@@ -75,6 +75,17 @@ class RowBatch:
         """Boolean mask of the rows without an error."""
         return self.errors == ""
 
+    def slice(self, start: int, stop: int) -> RowBatch:
+        """Rows [start, stop) of this batch (positions in the shard move with them)."""
+        return RowBatch(self.shard, self.start + start, self.sources[start:stop], self.indices[start:stop],
+                        self.x[start:stop], self.errors[start:stop])
+
+    def pieces(self, rows: int) -> list[RowBatch]:
+        """This batch cut where the shard's position is a multiple of ``rows``: the same cuts whatever batch it came in."""
+        edges = [0, *range(-(-self.start // rows) * rows - self.start, len(self), rows), len(self)]
+        edges = sorted(set(e for e in edges if 0 <= e <= len(self)))
+        return [self.slice(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
     @classmethod
     def join(cls, shard: int, parts: Sequence[RowBatch]) -> RowBatch:
         """Concatenate consecutive parts of one shard (dtype promoted to float32 when the parts differ)."""

@@ -43,7 +43,6 @@ def run_job(spec: JobSpec, engine: Engine) -> Summary:
             record = output.commit(result)
             progress.advance(record.rows, record.errors)
 
-        run_started = time.perf_counter()
         try:
             engine.run(plan, list(plan.shards(pending)), commit)
         finally:
@@ -51,7 +50,7 @@ def run_job(spec: JobSpec, engine: Engine) -> Summary:
         report = engine.report()
         elapsed = time.perf_counter() - started
         if progress.first_commit_s is not None:
-            report["first_shard_s"] = round(run_started - started + progress.first_commit_s, 3)
+            report["first_shard_s"] = round(progress.started - started + progress.first_commit_s, 3)
         summary = Summary(manifest.rows, manifest.committed_errors, progress.rows, elapsed, plan.shards_total,
                           engine.name, str(spec.out), spec.fmt, report)
         output.finish(summary.to_dict())

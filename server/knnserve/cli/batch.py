@@ -111,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="local: this process (default); ray: Ray Data (pip install 'knnserve[ray]'); see also --server")
 
     local = parser.add_argument_group("local engine")
-    add_threads_option(local)
+    add_threads_option(local, help_text="searches at a time, one FAISS thread each (default: one per core)")
 
     server = parser.add_argument_group("server engine (--server)")
     add_client_options(server, required=False, server_help="HOST:PORT: classify through this knnserve server instead")
@@ -126,7 +126,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ray.add_argument("--ray-address", default=None, help="join this Ray cluster (HOST:PORT, or 'auto'); default: start a local one")
     ray.add_argument("--actors", type=Ranged(int, 1, 4096), default=None, help="classifier actors, each loading the bundle once (default: 2)")
     ray.add_argument("--actor-cpus", type=Ranged(float, 0.0, 1024.0, low_open=True), default=None,
-                     help="CPUs each actor reserves (default: what is left after one CPU in eight, at least one, for read tasks)")
+                     help="CPUs each actor reserves (default: what is left after one CPU in eight, at least one, for read tasks, "
+                          "shared among the actors)")
     parser.set_defaults(handler=run_batch, parser=parser)
 
 

@@ -56,7 +56,7 @@ def test_actors_get_fractional_cpus_and_leave_some_to_the_read_tasks(capsys: pyt
     engine = sized(2, 2)
     assert engine.actor_cpus == 0.5 and engine._threads == 1 and engine._read_cpus == 1.0
     err = capsys.readouterr().err
-    assert "ray: 2 actors x 0.5 CPU (FAISS threads 1 each); 1 of 2 CPUs left for read tasks" in err
+    assert "ray: 2 actors x 0.5 CPU (1 search thread(s) each); 1 of 2 CPUs left for read tasks" in err
     assert f"2 x (100.0 MiB bundle + {ACTOR_BASE_BYTES >> 20} MiB worker)" in err
     engine = sized(64, 8)
     assert engine.actor_cpus == 7.0 and engine._threads == 7 and engine._read_cpus == 1.0
@@ -66,7 +66,9 @@ def test_actors_that_would_take_every_cpu_are_refused() -> None:
     with pytest.raises(KnnServeError, match=r"leave no CPU of 2 for Ray Data's read tasks.*ray-project/ray#44687"):
         sized(2, 2, actor_cpus=1.0)
     with pytest.raises(KnnServeError, match="leave no CPU of 1"):
-        sized(1, 1)  # one CPU, and it goes to the read tasks
+        sized(1, 2, actor_cpus=0.5)
+    engine = sized(1, 1)  # a lone CPU is shared: half to the actor, half to the read tasks
+    assert engine.actor_cpus == 0.5 and engine._read_cpus == 0.5
 
 
 def test_actors_whose_copies_of_the_index_do_not_fit_are_refused() -> None:
@@ -74,6 +76,19 @@ def test_actors_whose_copies_of_the_index_do_not_fit_are_refused() -> None:
         sized(16, 4, bundle=3 << 30, nodes=(8e9, 4e9))
     with pytest.raises(KnnServeError, match="largest node"):
         sized(16, 2, bundle=5 << 30, nodes=(4e9, 4e9, 4e9))
+
+
+def test_pieces_are_cut_at_the_same_shard_positions_whatever_batch_they_come_in() -> None:
+    from knnserve.batch.rows import RowBatch
+
+    def batch(start: int, n: int) -> RowBatch:
+        return RowBatch(0, start, np.full(n, "s", object), np.arange(start, start + n), np.zeros((n, 2), np.uint8),
+                        np.full(n, "", object))
+
+    cuts = [(p.start, p.start + len(p)) for p in batch(0, 2500).pieces(1024)]
+    assert cuts == [(0, 1024), (1024, 2048), (2048, 2500)]
+    assert [(p.start, p.start + len(p)) for p in batch(1000, 1100).pieces(1024)] == [(1000, 1024), (1024, 2048), (2048, 2100)]
+    assert [(p.start, p.start + len(p)) for p in batch(2048, 10).pieces(1024)] == [(2048, 2058)]
 
 
 def test_runs_split_batches_into_consecutive_rows_of_one_shard() -> None:

@@ -25,6 +25,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from knnserve_client.wire.query import KnnQuery
 log = logging.getLogger(__name__)
 
 DEFAULT_ACTORS = 2
-# At least one CPU in eight (and at least one CPU) is left to Ray Data's read tasks.
+# One CPU in eight, and at least one CPU (half of a lone one), is left to Ray Data's read tasks.
 READ_CPU_FRACTION = 1 / 8
 SMALL_SHM_BYTES = 1 << 30
 # What a classifier actor holds besides the index: the Python worker with numpy, faiss and pyarrow (Ray
@@ -140,8 +141,9 @@ class RayClassifier:
     """Ray Data actor: loads the bundle once, then classifies whatever batches of shard rows it is given."""
 
     def __init__(self, bundle: str, query: dict[str, Any], heads: tuple[str, ...], neighbors: bool, threads: int) -> None:
-        set_num_threads(threads)
         self.classifier = ModelClassifier(KNNModel.load(bundle), KnnQuery(**query), tuple(heads), neighbors=neighbors)
+        # As in the local engine: pieces searched by `threads` single-threaded FAISS searches at once.
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="batch-search", initializer=set_num_threads, initargs=(1,))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Classify every run of consecutive shard rows in the batch; return the results as plain columns."""
@@ -149,7 +151,7 @@ class RayClassifier:
         for part in runs(batch["_shard"], batch["_position"]):
             rows = RowBatch(int(batch["_shard"][part][0]), int(batch["_position"][part][0]), batch["source"][part].astype(object),
                             batch["index"][part], np.asarray(batch["x"][part]), batch["error"][part].astype(object))
-            columns = self.classifier.classify(rows).to_columns()
+            columns = self.classifier.classify(rows, self.pool).to_columns()
             columns["source"] = columns["source"].astype(str)
             columns["error"] = columns["error"].astype(str)
             out.append(columns)
@@ -227,10 +229,10 @@ class RayEngine:
         self._size(ray)
 
     def _size(self, ray: Any) -> None:
-        """CPUs per actor and FAISS threads, and the memory check; all said before any actor starts."""
+        """CPUs and search threads per actor, and the memory check; all said before any actor starts."""
         assert self.facts is not None
         total = float(ray.cluster_resources().get("CPU", 0))
-        reserve = max(1.0, total * READ_CPU_FRACTION)
+        reserve = max(min(1.0, total / 2), total * READ_CPU_FRACTION)  # one CPU (half of a single one) at least
         per_actor = self.actor_cpus or math.floor((total - reserve) / self.actors * 20) / 20
         if per_actor <= 0 or self.actors * per_actor > total - min(1.0, reserve) + 1e-9:
             raise KnnServeError(
@@ -240,7 +242,7 @@ class RayEngine:
         self.actor_cpus = per_actor
         self._threads = max(1, int(per_actor))
         self._read_cpus = min(1.0, total - self.actors * per_actor)
-        note(f"ray: {self.actors} actors x {per_actor:g} CPU (FAISS threads {self._threads} each); "
+        note(f"ray: {self.actors} actors x {per_actor:g} CPU ({self._threads} search thread(s) each); "
              f"{total - self.actors * per_actor:g} of {total:g} CPUs left for read tasks ({self._read_cpus:g} CPU each)")
         per_actor_bytes = self.facts.bundle_bytes + ACTOR_BASE_BYTES
         need = self.actors * per_actor_bytes

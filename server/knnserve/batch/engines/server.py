@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from knnserve_client.wire.errors import InvalidInputError
 from knnserve_client.wire.messages import HeadResult, Neighbors
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_IN_FLIGHT = 4
 DEFAULT_REQUEST_ROWS = 1024
@@ -69,7 +71,7 @@ class ServerEngine:
         self._heads: tuple[str, ...] = ()
         self._neighbors = False
 
-    def _retrying(self, call, what: str):  # type: ignore[no-untyped-def]
+    def _retrying(self, call: Callable[[], T], what: str) -> T:
         """``call()``, retried with backoff while the server answers UNAVAILABLE, up to ``retry_seconds``."""
         give_up = time.monotonic() + self.retry_seconds
         delay = 0.25
