@@ -74,6 +74,8 @@ class JobOutput:
     @classmethod
     def open(cls, folder: Path, identity: dict[str, Any], plan: Plan, fmt: str, meta: OutputMeta) -> JobOutput:
         """Start or resume the job in ``folder``; JobConflictError when it holds committed results of another job."""
+        if folder.exists() and not folder.is_dir():
+            raise JobConflictError(f"{folder}: exists and is not a folder; --out names the output folder")
         stored = JobManifest.load(folder) if folder.is_dir() else None
         if stored is None and folder.is_dir() and any(folder.iterdir()):
             raise JobConflictError(f"{folder}: exists and is not a knnserve batch output (no {MANIFEST}); use an empty or new --out")

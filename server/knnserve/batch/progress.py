@@ -66,7 +66,7 @@ class Summary:
         resumed = f" ({self.rows - self.run_rows} resumed from an earlier run)" if self.run_rows < self.rows else ""
         return (
             f"{self.rows} rows{resumed}, {self.errors} errors, {self.seconds:.1f} s, {self.rows_per_second:.0f} rows/s "
-            f"({self.engine}) -> {self.out} ({self.shards} {self.fmt} parts)"
+            f"({self.engine}) -> {self.out} ({self.shards} {self.fmt} part{'' if self.shards == 1 else 's'})"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def run_job(spec: JobSpec, engine: Engine) -> Summary:
     started = time.perf_counter()
     try:
         facts = engine.open(spec)
-        plan = plan_inputs(spec.inputs, facts.row_spec, spec.read, spec.shard_rows)
+        plan = plan_inputs(spec.inputs, facts.row_spec, spec.read, spec.shard_rows, out=spec.out)
         identity = job_identity(spec, facts, plan.fingerprint(), len(plan.files), plan.rows)
         meta = OutputMeta(facts.name, facts.version, facts.class_names, spec.heads, spec.neighbors)
         output = JobOutput.open(spec.out, identity, plan, spec.fmt, meta)

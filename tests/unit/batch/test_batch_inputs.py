@@ -81,6 +81,9 @@ def test_image_folders_and_globs_png_and_jpeg(tiny: Tiny, tmp_path: Path, cli) -
     result = table(tmp_path / "folder")
     assert result.column("source").to_pylist() == sources  # sorted walk: a/ before b/, names in order
     assert result.column("prediction").to_pylist() == expected_predictions(tiny, np.stack(reference))
+    run_kind(cli, tiny, folder / "results", folder)  # an output folder inside the input folder is not an input
+    assert table(folder / "results").column("source").to_pylist() == sources
+    run_kind(cli, tiny, folder / "results", folder)  # nor when the job is run again
     run_kind(cli, tiny, tmp_path / "glob", str(folder / "b" / "*.png"))
     assert table(tmp_path / "glob").column("source").to_pylist() == sorted(s for s in sources[30:] if s.endswith(".png"))
 
