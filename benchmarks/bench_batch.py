@@ -230,7 +230,8 @@ def render(results: dict[str, dict[str, Measured]], checks: list[str], started_a
         "planning, reading, classifying, writing and committing every shard; interpreter start-up is not counted",
         "- server: `knnserve serve --models ...` with its defaults in a subprocess on the same 2 cores (batching on, "
         "FAISS threads = cores); the job uses `--in-flight 4 --request-rows 1024`",
-        "- Ray: a local Ray started by the job (`ray.init`), 2 actors x 0.5 CPU (1 FAISS thread each), 1 CPU left "
+        "- local engine: 2 search threads (one per core), each a single-threaded FAISS search of 1,024 rows at a time",
+        "- Ray: a local Ray started by the job (`ray.init`), 2 actors x 0.5 CPU (1 search thread each), 1 CPU left "
         "for read tasks; start-up = `ray.init`; first shard = from the call until the first shard is committed",
         "",
         "| input | engine | runs | median s | rows/s | vs baseline | vs local |",
