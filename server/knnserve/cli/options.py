@@ -146,9 +146,10 @@ def tls_of(args: argparse.Namespace) -> bool | Path:
     return args.tls_ca if args.tls_ca is not None else bool(args.tls)
 
 
-def add_client_options(parser: argparse.ArgumentParser, *, timeout: float = 60.0) -> None:
+def add_client_options(parser: argparse.ArgumentParser, *, timeout: float = 60.0, required: bool = True,
+                       server_help: str = "HOST:PORT of a knnserve server") -> None:
     """A connection to a knnserve server: address, TLS, timeout, token."""
-    parser.add_argument("--server", required=True, help="HOST:PORT of a knnserve server")
+    parser.add_argument("--server", required=required, default=None, help=server_help)
     add_tls_client_options(parser)
     parser.add_argument("--timeout", type=Ranged(float, 0.001), default=timeout, help=f"seconds per call (default: {timeout:g})")
     add_token_options(parser)

@@ -1,0 +1,140 @@
+"""The output schema (documented in docs/batch.md; bump SCHEMA_VERSION when it changes) and its two encodings.
+
+One output row per good input row, in input order. With one head the prediction columns are
+``prediction, class_name, top_classes, top_scores``; with both heads each is prefixed by its head
+(``knn_prediction, ..., linear_top_scores``). Parquet holds lists as ``list<...>`` columns; CSV as
+``[a,b,c]`` text. Bad rows go to the errors file instead: ``row_id, source, index, reason``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from knnserve.batch.results import ERROR, INDEX, NEIGHBOR_COLUMNS, SOURCE, ResultBatch, head_columns
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = b"knnserve.batch.schema_version"
+ERROR_COLUMNS = ("row_id", "source", "index", "reason")
+
+
+@dataclass(frozen=True)
+class OutputMeta:
+    """What every output row says besides its own results: the model, its classes, which columns are present."""
+
+    model: str
+    model_version: int
+    class_names: tuple[str, ...]
+    heads: tuple[str, ...]
+    neighbors: bool
+
+
+def _prefix(meta: OutputMeta, head: str) -> str:
+    return "" if len(meta.heads) == 1 else f"{head}_"
+
+
+def output_columns(meta: OutputMeta) -> list[str]:
+    """The output's column names, in order."""
+    names = ["row_id", "source", "index"]
+    for head in meta.heads:
+        p = _prefix(meta, head)
+        names += [f"{p}prediction", f"{p}class_name", f"{p}top_classes", f"{p}top_scores"]
+    if meta.neighbors:
+        names += list(NEIGHBOR_COLUMNS)
+    return [*names, "model", "model_version"]
+
+
+def arrow_schema(meta: OutputMeta) -> Any:
+    """The Parquet (Arrow) schema of the output."""
+    import pyarrow as pa
+
+    fields = [pa.field("row_id", pa.string(), False), pa.field("source", pa.string(), False), pa.field("index", pa.int64(), False)]
+    for head in meta.heads:
+        p = _prefix(meta, head)
+        fields += [
+            pa.field(f"{p}prediction", pa.int64(), False),  # -1 when the search found no neighbour
+            pa.field(f"{p}class_name", pa.string(), True),  # null with prediction -1
+            pa.field(f"{p}top_classes", pa.list_(pa.int32()), False),
+            pa.field(f"{p}top_scores", pa.list_(pa.float32()), False),
+        ]
+    if meta.neighbors:
+        fields += [pa.field("neighbor_ids", pa.list_(pa.int64()), False),
+                   pa.field("neighbor_distances", pa.list_(pa.float32()), False),
+                   pa.field("neighbor_labels", pa.list_(pa.int64()), False)]
+    fields += [pa.field("model", pa.string(), False), pa.field("model_version", pa.int64(), False)]
+    return pa.schema(fields, metadata={SCHEMA_KEY: str(SCHEMA_VERSION).encode()})
+
+
+def _lists(values: np.ndarray, value_type: Any) -> Any:
+    import pyarrow as pa
+
+    n, width = values.shape
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32)[: n + 1])
+    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).reshape(-1), type=value_type))
+
+
+def to_arrow(result: ResultBatch, meta: OutputMeta) -> Any:
+    """The good rows of a batch as an Arrow table in the output schema."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    good = result.good
+    column = {name: values[good] for name, values in result.columns.items() if name != ERROR}
+    n = int(good.sum())
+    source = pa.array(column[SOURCE].astype(str) if n else [], type=pa.string())
+    index = pa.array(column[INDEX], type=pa.int64())
+    arrays: list[Any] = [pc.binary_join_element_wise(source, pc.cast(index, pa.string()), ":"), source, index]
+    names = pa.array(list(meta.class_names), type=pa.string())
+    for head in meta.heads:
+        prediction, classes, scores = (column[c] for c in head_columns(head))
+        arrays += [
+            pa.array(prediction, type=pa.int64()),
+            names.take(pa.array(np.where(prediction < 0, 0, prediction), mask=prediction < 0, type=pa.int64())),
+            _lists(classes, pa.int32()),
+            _lists(scores, pa.float32()),
+        ]
+    if meta.neighbors:
+        arrays += [_lists(column["neighbor_ids"], pa.int64()), _lists(column["neighbor_distances"], pa.float32()),
+                   _lists(column["neighbor_labels"], pa.int64())]
+    arrays += [pa.array([meta.model] * n, type=pa.string()), pa.array(np.full(n, meta.model_version, dtype=np.int64))]
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(meta))
+
+
+def _text_lists(values: np.ndarray) -> list[str]:
+    # numpy's str() of float32 is the shortest text that reads back to the same float32
+    return ["[" + ",".join(row) + "]" for row in values.astype(str).tolist()]
+
+
+def csv_rows(result: ResultBatch, meta: OutputMeta) -> Iterator[list[object]]:
+    """The good rows of a batch as CSV fields, in the order of :func:`output_columns`."""
+    good = result.good
+    column = {name: values[good] for name, values in result.columns.items() if name != ERROR}
+    per_row: list[list[Any]] = [
+        [f"{s}:{i}" for s, i in zip(column[SOURCE].tolist(), column[INDEX].tolist())],
+        column[SOURCE].tolist(),
+        column[INDEX].tolist(),
+    ]
+    for head in meta.heads:
+        prediction, classes, scores = (column[c] for c in head_columns(head))
+        per_row += [prediction.tolist(), [meta.class_names[p] if p >= 0 else "" for p in prediction.tolist()],
+                    _text_lists(classes), _text_lists(scores)]
+    if meta.neighbors:
+        per_row += [_text_lists(column[name]) for name in NEIGHBOR_COLUMNS]
+    n = int(good.sum())
+    per_row += [[meta.model] * n, [meta.model_version] * n]
+    return (list(fields) for fields in zip(*per_row))
+
+
+def error_rows(result: ResultBatch) -> list[list[object]]:
+    """The bad rows of a batch as errors-file fields: row id, source, index, reason."""
+    bad = ~result.good
+    sources = result.columns[SOURCE][bad].tolist()
+    indices = result.columns[INDEX][bad].tolist()
+    reasons = result.columns[ERROR][bad].tolist()
+    return [[f"{s}:{i}", s, i, r] for s, i, r in zip(sources, indices, reasons)]
+
+
+__all__ = ["ERROR_COLUMNS", "SCHEMA_VERSION", "OutputMeta", "arrow_schema", "csv_rows", "error_rows", "output_columns", "to_arrow"]
