@@ -158,8 +158,27 @@ def test_sigterm_ends_every_process(supervised: Supervised) -> None:
     workers = supervised.workers()
     os.kill(supervised.process.pid, signal.SIGTERM)
     assert supervised.process.wait(30) == 0
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    assert [pid for pid in workers if running(pid)] == []
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_workers_stop_when_their_supervisor_is_killed(supervised: Supervised) -> None:
+    """SIGKILL leaves the supervisor no chance to stop its workers: the kernel's death signal does."""
+    workers = supervised.workers()
+    assert len(workers) == 2
+    supervised.process.kill()
+    supervised.process.wait(10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(running(pid) for pid in workers):
+        time.sleep(0.1)
+    assert [pid for pid in workers if running(pid)] == [], "workers outlived their supervisor"
 
 
 def test_a_worker_that_cannot_start_ends_the_server(tmp_path: Path) -> None:

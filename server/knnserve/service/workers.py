@@ -19,10 +19,15 @@ started) never creates a gRPC object itself; it
   the signal (each worker drains and stops as a single server does) and waits for all of them;
 * restarts a worker that dies after it was ready; a worker that fails before it ever was ready
   (a bundle error, a port in use) stops the whole server with its exit status.
+
+Workers never outlive their supervisor: each asks Linux for SIGTERM when its parent dies
+(``PR_SET_PDEATHSIG``), so a supervisor killed outright (SIGKILL, the OOM killer) takes its workers
+with it instead of leaving them serving the port unsupervised.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import pickle
@@ -73,7 +78,7 @@ def _worker_main(config: ServeConfig, number: int, ready_fd: int, log_level: str
     def tell(ok: bool) -> None:
         try:
             os.write(ready_fd, b"1" if ok else b"0")
-        except OSError:  # the supervisor is gone; SIGTERM follows
+        except OSError:  # the supervisor is gone; its death signal (SIGTERM) follows
             pass
 
     try:
@@ -135,7 +140,7 @@ class WorkerSupervisor:
         read_end, write_end = os.pipe()
         os.set_blocking(read_end, False)
         process = subprocess.Popen(
-            [sys.executable, "-m", "knnserve.service.workers", str(number), str(write_end)],
+            [sys.executable, "-m", "knnserve.service.workers", str(number), str(write_end), str(os.getpid())],
             stdin=subprocess.PIPE, pass_fds=(write_end,),
         )
         os.close(write_end)
@@ -263,9 +268,27 @@ class WorkerSupervisor:
         return 0
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(supervisor_pid: int) -> None:
+    """Have the kernel send this worker SIGTERM when its supervisor dies, however it dies (SIGKILL, OOM).
+
+    Without it a killed supervisor leaves its workers serving the port, unsupervised. The worker's
+    SIGTERM handler drains and stops it as usual. If the supervisor died before the request was made,
+    the parent is already someone else: stop now.
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _main_from_stdin(argv: list[str]) -> None:
-    """Entry of a worker process: ``python -m knnserve.service.workers NUMBER READY_FD``, config on stdin."""
-    number, ready_fd = int(argv[0]), int(argv[1])
+    """Entry of a worker process: ``python -m knnserve.service.workers NUMBER READY_FD SUPERVISOR_PID``,
+    config on stdin."""
+    number, ready_fd, supervisor_pid = int(argv[0]), int(argv[1]), int(argv[2])
+    _die_with(supervisor_pid)
     config, log_level, json_lines = pickle.loads(sys.stdin.buffer.read())  # from the supervisor that started us
     _worker_main(config, number, ready_fd, log_level, json_lines)
 
