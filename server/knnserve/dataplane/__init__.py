@@ -7,27 +7,11 @@ loading the models' stack (faiss, pydantic).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knnserve.lazy import lazy_exports
 
 _HOMES = {
     "config": ("BatchConfig",),
     "plane": ("DataPlane", "PendingClassify"),
     "registry": ("ModelRegistry", "ReloadReport", "ServedModel", "searcher_factory"),
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'knnserve.dataplane' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"knnserve.dataplane.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

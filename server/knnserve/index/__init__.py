@@ -8,8 +8,7 @@ supervisor stay light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from knnserve.lazy import lazy_exports
 
 _HOMES = {
     "backend": ("Index", "flat_index", "is_hnsw", "nlist", "num_threads", "read_index", "search", "serialized_size",
@@ -17,19 +16,4 @@ _HOMES = {
     "build": ("BuildReport", "as_float32_rows", "build_index"),
     "spec": ("ALIASES", "METRICS", "STORAGES", "ResolvedSpec", "ivf_nlist", "pq_shape", "resolve_spec"),
 }
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'knnserve.index' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"knnserve.index.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
