@@ -14,9 +14,9 @@ Sections (``--sections``, default all):
 * ``hnsw``: Fashion-MNIST HNSW32 (float32 storage), 16 one-row clients: requests/s, p50, p99, CPU/request.
 * ``latency``: the same bundle, one client: round-trip p50 minus the in-process one-row classify p50.
 * ``flat``: Fashion-MNIST Flat, 16 one-row clients against in-process classify of 16 rows per call.
-* ``workers``: head only, Flat Fashion-MNIST with ``--workers 1`` and ``--workers 2``: memory of all the
-  server's processes after load (RSS summed, and PSS, which divides shared pages among their users) and
-  16-client throughput.
+* ``workers``: head only, Flat Fashion-MNIST with ``--workers 1`` and ``--workers 2``, each with the
+  default ``--kernel auto`` and with ``--kernel faiss``: memory of all the server's processes after load
+  (RSS summed, and PSS, which divides shared pages among their users) and 16-client throughput.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ from loadgen import Kind, KindReport, run_load_probed  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SECTIONS = ("cpu", "hnsw", "latency", "flat", "workers")
+# serve --kernel policies the workers section runs, with their label suffixes: the default, whose
+# exact-int8 kernel keeps a private copy of the vectors per process, and FAISS alone (mapped pages only).
+KERNELS = {"auto": "", "faiss": ", --kernel faiss"}
 MODEL = "bench"
 
 BARE_HEALTH_SERVER = """
@@ -300,6 +303,10 @@ def main() -> int:
                     measure(process.pid, target, digits, classify_kind(args.clients), many, figure(f"cpu {side.name}: Classify, batching on"))
                 with knnserve(side, bundle, "--no-batching") as (process, target):
                     measure(process.pid, target, digits, classify_kind(args.clients), many, figure(f"cpu {side.name}: Classify, batching off"))
+                if side is head:  # fewer gRPC workers: fewer threads for the server's queue to wake (see docs/service.md)
+                    with knnserve(side, bundle, "--grpc-workers", "4") as (process, target):
+                        measure(process.pid, target, digits, classify_kind(args.clients), many,
+                                figure(f"cpu {side.name}: Classify, batching on, --grpc-workers 4"))
             print({k: round(v.median("cpu_ms"), 3) for k, v in results.items() if k.startswith("cpu")}, flush=True)
 
     fashion = load_dataset("fashion-mnist", download=False).x_test if {"hnsw", "latency", "flat", "workers"} & set(args.sections) else None
@@ -332,12 +339,13 @@ def main() -> int:
     if "workers" in args.sections:
         bundle = ensure_bundle(args.work_dir, "fashion-mnist", "Flat", base_side)
         for _ in range(args.rounds):
-            for workers in (1, 2):
-                with knnserve(head, bundle, "--workers", str(workers)) as (process, target):
+            for kernel, workers in ((kernel, workers) for kernel in KERNELS for workers in (1, 2)):
+                label = f"workers {workers}{KERNELS[kernel]}"
+                with knnserve(head, bundle, "--workers", str(workers), "--kernel", kernel) as (process, target):
                     before = memory_mb(process.pid)
-                    measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"workers {workers}: {args.clients} clients"))
+                    measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"{label}: {args.clients} clients"))
                     after = memory_mb(process.pid)
-                    notes.setdefault(f"workers {workers}: memory MB (RSS sum, PSS sum) idle -> after load", []).append(
+                    notes.setdefault(f"{label}: memory MB (RSS sum, PSS sum) idle -> after load", []).append(
                         [round(v, 1) for v in (*before, *after)])
 
     stamp = datetime.now(timezone.utc)
@@ -387,6 +395,10 @@ def targets(results: dict[str, Figure], notes: dict[str, Any], args: argparse.Na
         off = get(f"cpu {side}: Classify, batching off")
         if bare and off:
             out.append(f"- the same, batching off, {side}: {off.median('cpu_ms') / bare.median('cpu_ms'):.2f}x")
+        few = get(f"cpu {side}: Classify, batching on, --grpc-workers 4")
+        if bare and few:
+            out.append(f"- the same, batching on, --grpc-workers 4, {side}: {few.median('cpu_ms'):.3f} ms = "
+                       f"{few.median('cpu_ms') / bare.median('cpu_ms'):.2f}x")
     base, head = get(f"hnsw base: {args.clients} clients"), get(f"hnsw head: {args.clients} clients")
     if head:
         line = f"- HNSW32, {args.clients} one-row clients: head {head.median('rps'):.0f} requests/s"
@@ -413,18 +425,21 @@ def targets(results: dict[str, Figure], notes: dict[str, Any], args: argparse.Na
         if flat and key in notes:
             out.append(f"- Flat, {args.clients} one-row clients / in-process 16 rows per call, {side}: {flat.median('rps'):.0f} / "
                        f"{notes[key]:.0f} = **{flat.median('rps') / notes[key]:.2f}x** (target >= 0.8x)")
-    one, two = notes.get("workers 1: memory MB (RSS sum, PSS sum) idle -> after load"), notes.get("workers 2: memory MB (RSS sum, PSS sum) idle -> after load")
-    if one and two:
-        pss1 = statistics.median(r[3] for r in one)
-        pss2 = statistics.median(r[3] for r in two)
-        rss1 = statistics.median(r[2] for r in one)
-        rss2 = statistics.median(r[2] for r in two)
-        out.append(f"- --workers 2 / --workers 1 memory after load, Flat Fashion-MNIST: PSS {pss2:.0f} / {pss1:.0f} MB = "
-                   f"**{pss2 / pss1:.2f}x** (target <= 1.3x); RSS summed {rss2:.0f} / {rss1:.0f} MB = {rss2 / rss1:.2f}x "
-                   "(counts each shared page once per process)")
-    w1, w2 = get(f"workers 1: {args.clients} clients"), get(f"workers 2: {args.clients} clients")
-    if w1 and w2:
-        out.append(f"- --workers 2 / --workers 1 throughput, Flat, {args.clients} clients: {w2.median('rps') / w1.median('rps'):.2f}x")
+    for suffix in KERNELS.values():
+        one = notes.get(f"workers 1{suffix}: memory MB (RSS sum, PSS sum) idle -> after load")
+        two = notes.get(f"workers 2{suffix}: memory MB (RSS sum, PSS sum) idle -> after load")
+        if one and two:
+            pss1 = statistics.median(r[3] for r in one)
+            pss2 = statistics.median(r[3] for r in two)
+            rss1 = statistics.median(r[2] for r in one)
+            rss2 = statistics.median(r[2] for r in two)
+            out.append(f"- --workers 2 / --workers 1{suffix} memory after load, Flat Fashion-MNIST: PSS {pss2:.0f} / {pss1:.0f} MB = "
+                       f"**{pss2 / pss1:.2f}x** (target <= 1.3x); RSS summed {rss2:.0f} / {rss1:.0f} MB = {rss2 / rss1:.2f}x "
+                       "(counts each shared page once per process)")
+        w1, w2 = get(f"workers 1{suffix}: {args.clients} clients"), get(f"workers 2{suffix}: {args.clients} clients")
+        if w1 and w2:
+            out.append(f"- --workers 2 / --workers 1{suffix} throughput, Flat, {args.clients} clients: "
+                       f"{w2.median('rps') / w1.median('rps'):.2f}x")
     return out
 
 

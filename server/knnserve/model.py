@@ -216,11 +216,13 @@ class KNNModel:
         )
 
     @classmethod
-    def load(cls, path: str | Path, *, mmap: bool = False, extractor_threads: int | None = None) -> KNNModel:
+    def load(cls, path: str | Path, *, mmap: bool = False, extractor_threads: int | None = None,
+             kernel: str = "auto") -> KNNModel:
         """Load and verify a bundle folder.
 
         ``mmap``: map its index file read-only, so processes serving it share one copy;
-        ``extractor_threads``: onnxruntime's threads for a ConvNet extractor (None: one per core).
+        ``extractor_threads``: onnxruntime's threads for a ConvNet extractor (None: one per core);
+        ``kernel``: the search-kernel policy, ``auto`` or ``faiss`` (see the class).
         """
         bundle = load_bundle(path, mmap=mmap)
         manifest = bundle.manifest
@@ -250,6 +252,7 @@ class KNNModel:
             preprocessor=preprocessor,
             linear=linear,
             extractor=extractor,
+            kernel=kernel,
         )
         try:
             check_model(model)

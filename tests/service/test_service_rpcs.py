@@ -115,3 +115,16 @@ def test_raw_tensor_contract(shared_server, models) -> None:
     np.testing.assert_array_equal(predictions, models.blobs_v1.classify(x, KnnQuery(k=3)).predictions)
     assert list(response.knn.predictions.shape) == [2]
     assert to_tensor(x).data == request.inputs.data
+
+
+def test_kernel_faiss_turns_the_search_kernels_off_and_answers_the_same(start_server, models) -> None:  # type: ignore[no-untyped-def]
+    """serve --kernel faiss: every loaded model searches with FAISS only (no private copy of its vectors)."""
+    auto, auto_target = start_server()
+    faiss_only, faiss_target = start_server(kernel="faiss")
+    for name, versions in faiss_only.registry.snapshot().items():
+        for version, served in versions.items():
+            assert served.model.kernel_plan.name == "faiss" and served.model.kernel_plan.reason == "kernels turned off"
+            assert auto.registry.snapshot()[name][version].model.kernel_plan.reason != "kernels turned off"
+    x = models.pix.x_query[:40]
+    with Client(auto_target, timeout=10) as a, Client(faiss_target, timeout=10) as f:
+        np.testing.assert_array_equal(a.classify("pixels", x).predictions, f.classify("pixels", x).predictions)

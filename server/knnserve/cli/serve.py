@@ -89,6 +89,7 @@ def run_serve(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         drain_s=args.drain,
         mmap=not args.no_mmap,
+        kernel=args.kernel,
         workers=args.workers,
     )
     configure_logging(args.log_level, json_lines=args.log_format == "json")
@@ -163,6 +164,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "map the index files, so one copy of an index serves them all (default: 1)")
     parser.add_argument("--no-mmap", action="store_true",
                         help="read index files into each process's memory instead of mapping them")
+    parser.add_argument("--kernel", choices=("auto", "faiss"), default="auto",
+                        help="search kernels for raw-uint8 Flat and IVF bundles (docs/indexes.md): auto uses them "
+                             "where planned; faiss turns them off. A kernel keeps a private copy of the vectors in "
+                             "every process, which --workers cannot share (default: auto)")
     parser.add_argument("--drain", type=SECONDS, default=2.0,
                         help="after SIGTERM, seconds of health NOT_SERVING while calls are still accepted, so load "
                              "balancers stop routing here first (default: 2)")

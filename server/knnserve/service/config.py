@@ -77,6 +77,9 @@ class ServeConfig:
     drain_s: float = 2.0
     # Index files mapped read-only, not copied: processes serving one bundle share its pages.
     mmap: bool = True
+    # Search kernels for raw-uint8 Flat/IVF bundles (knnserve.kernels): "auto" where planned, "faiss" never.
+    # A kernel holds its own copy of the vectors in each process; FAISS's mapped pages are shared.
+    kernel: str = "auto"
     # Server processes on the port (service/workers.py); each sizes its threads to its share of the cores.
     workers: int = 1
     # SO_REUSEPORT on the listener: only the processes of one --workers server share a port.
@@ -95,6 +98,8 @@ class ServeConfig:
             raise InvalidInputError("grace", "a number of seconds >= 0", self.grace_s)
         if self.drain_s < 0:
             raise InvalidInputError("drain", "a number of seconds >= 0", self.drain_s)
+        if self.kernel not in ("auto", "faiss"):
+            raise InvalidInputError("kernel", "auto or faiss", self.kernel)
         if self.workers < 1:
             raise InvalidInputError("workers", "an integer >= 1", self.workers)
 

@@ -101,7 +101,8 @@ class KnnServer:
         self.faiss_threads, self.grpc_workers = config.threads.resolve(config.batching.enabled, config.cores)
         self._on_ready_change = on_ready_change
         if loader is None:
-            loader = functools.partial(KNNModel.load, mmap=config.mmap, extractor_threads=config.cores)
+            loader = functools.partial(KNNModel.load, mmap=config.mmap, extractor_threads=config.cores,
+                                       kernel=config.kernel)
         threads = self.faiss_threads
         self.registry = ModelRegistry(
             models_dir=config.models_dir,
