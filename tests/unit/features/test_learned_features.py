@@ -250,3 +250,48 @@ def test_a_loaded_cnn_bundle_saves_again_and_tunes_into_a_new_version(cnn_bundle
 def test_a_users_onnx_model_with_a_fixed_batch_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"features: expected a dynamic batch dimension in fixed.onnx"):
         inspect_onnx(tiny_onnx(tmp_path / "fixed.onnx", [1, 1, 12, 12]))
+
+
+def test_a_cnn_bundle_plans_no_search_kernel(cnn_bundle: CnnBundle) -> None:
+    """The integer kernels rank raw uint8 rows; an extractor's embeddings are float features."""
+    from knnserve.index import backend
+
+    model = KNNModel.load(cnn_bundle.path)
+    assert model.kernel_plan.name == "faiss"  # HNSW: no kernel anyway
+    # The same extractor over an exact L2 Flat of its embeddings: the index a kernel would otherwise take.
+    embeddings = model.embed(model.prepare(cnn_bundle.dataset.x_train))  # type: ignore[attr-defined]
+    flat = model._copy(index=backend.flat_index(embeddings, "l2"), _dispatch=None, preprocessor=None,
+                       index_info=model.index_info.model_copy(update={"factory": "Flat", "metric": "l2"}))
+    assert (flat.kernel_plan.name, flat.kernel_plan.reason) == ("faiss", "vectors are not raw uint8")
+
+
+def test_predict_and_templates_on_a_cnn_bundle_without_torch(cnn_bundle: CnnBundle, tmp_path: Path) -> None:
+    """knnserve predict runs a CNN bundle where torch cannot be imported; templates says why it has none to draw."""
+    import subprocess
+    import textwrap
+
+    x = cnn_bundle.dataset.x_test[:12]  # type: ignore[attr-defined]
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import sys
+
+        class NoTorch:  # any import of torch now fails, as where it is not installed
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is not installed here")
+
+        sys.meta_path.insert(0, NoTorch())
+        from knnserve.cli import main
+        code = main(["predict", "--model", {str(cnn_bundle.path)!r}, "--input", {str(tmp_path / "x.npy")!r},
+                     "--method", "both", "--out", {str(tmp_path / "p.csv")!r}])
+        templates = main(["templates", "--model", {str(cnn_bundle.path)!r}, "--out", {str(tmp_path / "t.png")!r}])
+        print("codes", code, templates)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "codes 0 2" in done.stdout, done.stdout + done.stderr
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(x)
+    expected = KNNModel.load(cnn_bundle.path).classify(x).predictions
+    column = rows[0].split(",").index("knn_label")
+    assert [int(row.split(",")[column]) for row in rows[1:]] == expected.tolist()
+    assert "embedding of the extractor" in done.stderr and not (tmp_path / "t.png").exists()
