@@ -45,10 +45,18 @@ def start(root: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (a --workers server's worker processes)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+            total += int(line.split()[1]) / 1024
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        total += rss_mb(int(child))
+    return total
+
+
+# The load tests run against one server process and against a --workers 2 server (supervisor + 2 workers).
+WORKERS = pytest.mark.parametrize("workers", ["1", "2"], ids=["workers1", "workers2"])
 
 
 class Load:
@@ -91,8 +99,9 @@ def own_root(tmp_path: Path, models) -> Path:  # type: ignore[no-untyped-def]
     return root
 
 
-def test_sighup_with_a_broken_version_under_load_fails_no_call(own_root: Path, models) -> None:
-    process, target = start(own_root)
+@WORKERS
+def test_sighup_with_a_broken_version_under_load_fails_no_call(own_root: Path, models, workers: str) -> None:
+    process, target = start(own_root, "--workers", workers)
     try:
         with Load(target, models.blobs.x_query, clients=8) as load:
             time.sleep(1.0)
@@ -119,8 +128,9 @@ def test_sighup_with_a_broken_version_under_load_fails_no_call(own_root: Path, m
         assert process.wait(30) == 0
 
 
-def test_sigterm_under_load_shows_not_serving_before_the_listener_closes(own_root: Path, models) -> None:
-    process, target = start(own_root, "--drain", "1.5")
+@WORKERS
+def test_sigterm_under_load_shows_not_serving_before_the_listener_closes(own_root: Path, models, workers: str) -> None:
+    process, target = start(own_root, "--drain", "1.5", "--workers", workers)
     seen: list[int] = []
     done = threading.Event()
 
@@ -149,8 +159,9 @@ def test_sigterm_under_load_shows_not_serving_before_the_listener_closes(own_roo
     assert load.outcomes["OK"] > 50 and load.outcomes["INTERNAL"] == 0, load.outcomes
 
 
-def test_short_load_no_errors_and_bounded_memory(own_root: Path, models) -> None:
-    process, target = start(own_root)
+@WORKERS
+def test_short_load_no_errors_and_bounded_memory(own_root: Path, models, workers: str) -> None:
+    process, target = start(own_root, "--workers", workers)
     try:
         with Load(target, models.blobs.x_query, clients=16) as load:
             time.sleep(2.0)
