@@ -209,32 +209,34 @@ def test_adaptive_wait_is_a_fraction_of_the_last_search() -> None:
 def test_searches_cheaper_than_a_hand_off_run_unbatched_on_their_callers_threads() -> None:
     """Adaptive mode: once a lone search is measured below unbatched_below_us, concurrent requests are
     searched side by side on their own threads; a model whose searches cost more keeps batching."""
-    for delay, expect_batched in ((0.0, False), (0.02, True)):
+    # (threshold, how long the measured lone search takes, how long a search waits for a partner):
+    # a 10 s threshold no search here reaches, whatever the machine's load; a 1 ms one a 20 ms search exceeds.
+    for threshold_us, lone_s, wait_s, expect_batched in ((10_000_000, 0.0, 2.0, False), (1000, 0.02, 0.05, True)):
         active, overlapped, threads = [0], [False], []
-        lock = threading.Lock()
+        cond = threading.Condition()
 
-        def search(rows: np.ndarray, query: KnnQuery, delay: float = delay):  # type: ignore[no-untyped-def]
-            with lock:
-                active[0] += 1
-                overlapped[0] = overlapped[0] or active[0] > 1
+        def search(rows: np.ndarray, query: KnnQuery, lone_s: float = lone_s, wait_s: float = wait_s):  # type: ignore[no-untyped-def]
+            with cond:
                 threads.append(threading.current_thread().name)
-            lone = threads[-1] == "MainThread"  # the first, measured search
-            time.sleep(delay if (lone or delay) else 0.002)
-            with lock:
-                active[0] -= 1
+                if threads[-1] == "MainThread":  # the first, measured search
+                    time.sleep(lone_s)
+                else:  # wait (a while) for a second search to run beside this one: only unbatched ones can
+                    active[0] += 1
+                    cond.notify_all()
+                    cond.wait_for(lambda: active[0] > 1 or overlapped[0], timeout=wait_s)
+                    overlapped[0] = overlapped[0] or active[0] > 1
+                    active[0] -= 1
             k = query.k
             return np.zeros((rows.shape[0], k), np.float32), np.zeros((rows.shape[0], k), np.int64)
 
-        # 0.002 s of fake work per concurrent search, but the measured lone search (the first call,
-        # on the main thread) took `delay`: 0 -> below the 1000 us threshold, 0.02 s -> above it.
-        batcher = DynamicBatcher(search, BatchConfig(max_wait_us=0, unbatched_below_us=1000), name="m")
+        batcher = DynamicBatcher(search, BatchConfig(max_wait_us=0, unbatched_below_us=threshold_us), name="m")
         batcher.submit(rows(1), KnnQuery(k=1), key="a", deadline=None).result(5)
-        workers = [threading.Thread(target=lambda i=i: batcher.submit(rows(i), KnnQuery(k=1), key="a", deadline=None).result(5))
+        workers = [threading.Thread(target=lambda i=i: batcher.submit(rows(i), KnnQuery(k=1), key="a", deadline=None).result(10))
                    for i in range(6)]
         for worker in workers:
             worker.start()
         for worker in workers:
-            worker.join(5)
+            worker.join(10)
         batcher.close()
         assert ("batcher-m" in threads) is expect_batched, threads
         assert overlapped[0] is not expect_batched  # unbatched searches overlap; batched ones never do
