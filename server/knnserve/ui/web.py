@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # A JSON body may carry one base64 upload (4/3 of its bytes) and a few options.
 MAX_BODY_BYTES = MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024
+# A refused body up to this size is read and dropped so the browser sees the 413; a larger one closes the connection.
+DISCARD_LIMIT = 64 * 1024 * 1024
 STATIC = {"ui.js": "text/javascript; charset=utf-8", "ui.css": "text/css; charset=utf-8"}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 SECURITY_HEADERS = {
@@ -190,7 +192,7 @@ class UiHandler(BaseHTTPRequestHandler):
         except ValueError:
             raise HttpError(HTTPStatus.BAD_REQUEST, "Content-Length: expected a number") from None
         if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body is not read
+            self._discard(length)
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"the upload is too large: at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB of image")
         raw = self.rfile.read(length)
@@ -203,6 +205,17 @@ class UiHandler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             raise HttpError(HTTPStatus.BAD_REQUEST, "expected a JSON object")
         return body
+
+    def _discard(self, length: int) -> None:
+        """Read and drop a refused body (so the client reads the answer), up to ``DISCARD_LIMIT``; past it, hang up."""
+        if length > DISCARD_LIMIT:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _static(self, name: str) -> None:
         if name not in STATIC:

@@ -1,0 +1,208 @@
+"""The page's JSON endpoints against a real server: answers, and every error path as a status code and a readable message."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import TOKEN, UiFactory, UiModels, tiny_images
+from knnserve.ui.images import png_bytes
+from knnserve_client import Client
+
+
+def call(base: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
+         raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    """(status, JSON answer) of a GET, or a POST when a body is given."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        answer = json.loads(error.read())
+        assert "Traceback" not in json.dumps(answer)
+        return error.code, answer
+
+
+def png_url(image: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+@pytest.fixture(scope="module")
+def page(start_ui: UiFactory, grpc_target: str) -> str:
+    return start_ui(grpc_target)
+
+
+def test_models_and_card(page: str) -> None:
+    status, answer = call(page, "/api/models")
+    assert status == 200
+    assert [m["name"] for m in answer["models"]] == ["tiny", "tiny-ivf"]
+    status, card = call(page, "/api/card?model=tiny")
+    assert status == 200
+    assert card["index"]["ntotal"] == 240 and card["index"]["metric"] == "l2"
+    assert card["dataset_match"]["ok"] and "checksum" in card["dataset_match"]["reason"]
+    bundle = card["bundle"]
+    assert set(bundle["accuracies"]) == {"knn_test_accuracy", "linear_test_accuracy"}
+    assert bundle["cv_plot"].startswith("data:image/png;base64,") and bundle["cv_best"].startswith("k=")
+    assert [t["class"] for t in bundle["templates"]] == ["ring", "bar", "cross"]
+    status, ivf = call(page, "/api/card?model=tiny-ivf&version=1")
+    assert ivf["limits"]["max_nprobe"] == 4 and ivf["bundle"]["templates_note"] == "no linear head in this bundle"
+
+
+def test_inspect_matches_a_search_call(page: str, grpc_target: str, ui_models: UiModels) -> None:
+    status, answer = call(page, "/api/inspect", {"model": "tiny", "source": "test", "row": 7, "k": 6, "weights": "distance"})
+    assert status == 200
+    row = ui_models.dataset.x_test[7:8]
+    with Client(grpc_target, timeout=10) as client:
+        searched = client.search("tiny", row, k=6)
+        classified = client.classify("tiny", row, k=6, weights="distance", heads=["knn", "linear"])
+    assert [n["id"] for n in answer["neighbors"]] == searched.ids[0].tolist()
+    assert np.allclose([n["distance"] for n in answer["neighbors"]], searched.distances[0])
+    assert [n["label"] for n in answer["neighbors"]] == ui_models.dataset.y_train[searched.ids[0]].tolist()
+    assert all(n["thumbnail"].startswith("data:image/png") for n in answer["neighbors"])
+    assert answer["heads"]["knn"]["prediction"] == int(classified.knn.predictions[0])
+    assert answer["heads"]["linear"]["prediction"] == int(classified.linear.predictions[0])
+    assert answer["input"]["truth"] == int(ui_models.dataset.y_test[7])
+    assert answer["params"]["k"] == 6 and answer["params"]["weights"] == "distance"
+    assert answer["votes_agree"] and answer["latency_ms"] > 0
+    votes = {v["class"]: v["vote"] for v in answer["votes"]["per_class"]}
+    weights = 1.0 / searched.distances[0]
+    for c, vote in votes.items():
+        assert vote == pytest.approx(weights[searched.labels[0] == c].sum(), rel=1e-5)
+
+
+def test_upload_is_classified_like_the_row(page: str, grpc_target: str, ui_models: UiModels) -> None:
+    row = ui_models.dataset.x_test[11]
+    status, answer = call(page, "/api/inspect", {"model": "tiny", "source": "image", "image": png_url(row)})
+    assert status == 200
+    with Client(grpc_target, timeout=10) as client:
+        expected = client.classify("tiny", row[None]).knn.predictions[0]
+    assert answer["heads"]["knn"]["prediction"] == int(expected)
+    assert answer["input"]["source"] == "image" and answer["input"]["truth"] is None
+
+
+def test_ties_are_explained(page: str) -> None:
+    for row in range(60):  # k=2 ties whenever the two nearest disagree
+        status, answer = call(page, "/api/inspect", {"model": "tiny", "source": "test", "row": row, "k": 2, "tie_break": "lowest"})
+        assert status == 200
+        if len(answer["votes"]["tied"]) > 1:
+            assert "rule 'lowest'" in answer["votes"]["rule"]
+            assert answer["votes"]["winner"] == min(answer["votes"]["tied"]) == answer["heads"]["knn"]["prediction"]
+            return
+    pytest.fail("no tie at k=2 in the tiny test split")
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"model": "tiny", "source": "image", "image": "data:image/png;base64," + base64.b64encode(b"not a png").decode()},
+     400, "image: expected a PNG or JPEG file"),
+    ({"model": "tiny", "source": "image", "image": png_url(np.zeros((28, 28), dtype=np.uint8))},
+     400, "12x12 grey images (or tick 'resize' to scale it), got a 28x28 image"),
+    ({"model": "tiny", "source": "image"}, 400, "image: expected a PNG or JPEG file, got no file"),
+    ({"model": "unknown", "source": "test", "row": 0}, 404, "the server said: model 'unknown' is not served"),
+    ({"model": "tiny", "version": 9, "source": "test", "row": 0}, 404, "the server said:"),
+    ({"model": "tiny", "source": "test", "row": 60}, 400, "row: expected a test row between 0 and 59, got 60"),
+    ({"model": "tiny", "source": "test", "row": "three"}, 400, "row: expected an integer >= 0"),
+    ({"model": "tiny", "source": "nowhere"}, 400, "source: expected 'test' or 'image'"),
+    ({"model": "tiny", "source": "test", "row": 0, "k": 0}, 400, "k: expected an integer >= 1"),
+    ({"model": "tiny", "source": "test", "row": 0, "k": 5000}, 400, "the server said: k:"),
+    ({"model": "tiny", "source": "test", "row": 0, "nprobe": 2}, 400, "the server said: nprobe"),
+    ({"model": "tiny", "source": "test", "row": 0, "weights": "loud"}, 400, "weights: expected one of uniform, distance"),
+    ({"model": "tiny-ivf", "source": "test", "row": 0, "nprobe": 99}, 400, "nlist=4"),
+    ({"source": "test", "row": 0}, 400, "model: expected a model name"),
+])
+def test_inspect_errors_are_readable(page: str, body: dict[str, Any], status: int, message: str) -> None:
+    got, answer = call(page, "/api/inspect", body)
+    assert (got, answer["status"]) == (status, status)
+    assert message in answer["error"]
+
+
+def test_request_errors(page: str) -> None:
+    assert call(page, "/api/inspect", raw=b"{not json")[0] == 400
+    assert call(page, "/api/inspect", raw=b"[1, 2]")[1]["error"] == "expected a JSON object"
+    status, answer = call(page, "/api/inspect", raw=b"{}", headers={"Content-Type": "text/plain"})
+    assert status == 415 and "JSON" in answer["error"]
+    status, answer = call(page, "/api/inspect", raw=b"x" * (8 * 1024 * 1024))
+    assert status == 413 and "too large" in answer["error"]
+    assert call(page, "/api/nothing")[0] == 404
+    assert call(page, "/api/other", {})[0] == 404
+    assert call(page, "/static/secret.py")[0] == 404
+    assert call(page, "/api/test?model=tiny&offset=-1")[0] == 400
+    assert call(page, "/api/test?model=tiny&label=7")[1]["error"] == "label: expected a class index below 3, got 7"
+    assert call(page, "/api/test?model=tiny&version=x")[1]["error"].startswith("version: expected an integer >= 1")
+    assert call(page, "/api/card?model=../etc")[0] == 404
+    assert call(page, "/api/examples?model=tiny&true=5&predicted=0")[0] == 400
+
+
+def test_test_pages_and_confusion(page: str, ui_models: UiModels) -> None:
+    status, answer = call(page, "/api/test?model=tiny&offset=10&limit=5&label=1")
+    rows = np.flatnonzero(ui_models.dataset.y_test == 1)[10:15].tolist()
+    assert status == 200 and [i["row"] for i in answer["images"]] == rows and answer["total"] == int((ui_models.dataset.y_test == 1).sum())
+    status, confusion = call(page, "/api/confusion?model=tiny")
+    counts = np.array(confusion["counts"])
+    assert status == 200 and counts.sum() == 60
+    assert confusion["accuracy"] == pytest.approx(np.trace(counts) / 60)
+    worst = confusion["worst"][0]
+    assert worst["count"] == counts[worst["true"], worst["predicted"]] == max(counts[t, p] for t in range(3) for p in range(3) if t != p)
+    status, examples = call(page, f"/api/examples?model=tiny&true={worst['true']}&predicted={worst['predicted']}")
+    assert status == 200 and len(examples["images"]) == worst["count"]
+    assert all(ui_models.dataset.y_test[i["row"]] == worst["true"] for i in examples["images"])
+
+
+def test_other_hosts_are_refused(page: str) -> None:
+    status, answer = call(page, "/api/models", headers={"Host": "attacker.example:80"})
+    assert status == 403 and "127.0.0.1" in answer["error"]
+
+
+def test_an_unexpected_failure_is_a_generic_500(page: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from knnserve.ui import app
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(app.UiApp, "models", broken)
+    status, answer = call(page, "/api/models")
+    assert status == 500 and "secret" not in answer["error"] and "log" in answer["error"]
+
+
+def test_the_token_is_the_servers_to_check(start_ui: UiFactory, grpc_auth_target: str) -> None:
+    page = start_ui(grpc_auth_target)
+    status, answer = call(page, "/api/models")
+    assert status == 401 and "missing bearer token" in answer["error"]
+    assert call(page, "/api/card?model=tiny", headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert call(page, "/api/test?model=tiny", headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert call(page, "/api/inspect", {"model": "tiny", "source": "test", "row": 0}, headers={"Authorization": "Basic abc"})[0] == 401
+    status, answer = call(page, "/api/inspect", {"model": "tiny", "source": "test", "row": 0}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and answer["neighbors"]
+
+
+def test_a_dataset_that_is_not_the_models(start_ui: UiFactory, grpc_target: str, tmp_path: Path) -> None:
+    other = tmp_path / "other.npz"
+    np.savez(other, **tiny_images(seed=99))
+    page = start_ui(grpc_target, data_dir=other)
+    status, card = call(page, "/api/card?model=tiny")
+    assert status == 200 and not card["dataset_match"]["ok"] and card["test_rows"] == 0
+    status, answer = call(page, "/api/test?model=tiny")
+    assert status == 400 and "another checksum" in answer["error"]
+    row = tiny_images(seed=99)["x_test"][0]
+    status, answer = call(page, "/api/inspect", {"model": "tiny", "source": "image", "image": png_url(row)})
+    assert status == 200 and all(n["thumbnail"] is None for n in answer["neighbors"])
+
+
+def test_the_latest_evaluation_gives_the_recall_plot(start_ui: UiFactory, grpc_target: str, tmp_path: Path) -> None:
+    for name, created, dataset in (("old", "2026-01-01T00:00:00Z", "tiny"), ("new", "2026-06-01T00:00:00Z", "tiny"),
+                                   ("other", "2026-12-01T00:00:00Z", "fashion-mnist")):
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({"created_at": created, "dataset": {"name": dataset}}))
+        (folder / "recall_vs_qps.png").write_bytes(png_bytes(np.zeros((4, 4), dtype=np.uint8)))
+    page = start_ui(grpc_target, evaluations=(tmp_path / "runs",))
+    status, card = call(page, "/api/card?model=tiny")
+    assert status == 200 and card["evaluation"]["folder"].endswith("new")
+    assert card["evaluation"]["plot"].startswith("data:image/png")
