@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -250,6 +251,14 @@ class UiHttpServer(ThreadingHTTPServer):
         self.app = app
         self.loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
         self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that hangs up is routine; anything else goes to the log, not to stderr."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionResetError, BrokenPipeError)):
+            log.debug("%s hung up: %s", client_address, error)
+        else:
+            log.error("request from %s failed", client_address, exc_info=error)
 
     @property
     def port(self) -> int:

@@ -1,7 +1,7 @@
 // knnserve inspection page: fills the server-rendered panels from the JSON endpoints. No framework, no build step.
 "use strict";
 
-const state = { model: null, version: null, card: null, lastInput: null, offset: 0, limit: 24 };
+const state = { model: null, version: null, card: null, lastInput: null, offset: 0, limit: 24, ticket: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
@@ -187,15 +187,17 @@ function controls() {
 async function runInspection(input) {
   state.lastInput = input;
   const body = Object.assign({}, modelParams(), input, controls());
+  const ticket = ++state.ticket;  // only the newest request's answer is drawn (answers may arrive out of order)
   $("answer").classList.add("busy");
   try {
     const answer = await api("/api/inspect", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    if (ticket !== state.ticket) return;
     showMessage("");
     renderAnswer(answer);
   } catch (error) {
-    showMessage(error.message);
+    if (ticket === state.ticket) showMessage(error.message);
   } finally {
-    $("answer").classList.remove("busy");
+    if (ticket === state.ticket) $("answer").classList.remove("busy");
   }
 }
 
@@ -334,6 +336,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("test-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); loadTests(); });
   $("test-next").addEventListener("click", () => { state.offset += state.limit; loadTests(); });
   $("upload").addEventListener("change", uploadChosen);
+  $("resize").addEventListener("change", uploadChosen);  // the chosen file again, scaled or not
   $("run").addEventListener("click", () => { if (state.lastInput) runInspection(state.lastInput); });
   for (const id of ["k", "weights", "tie-break", "nprobe", "ef-search"]) $(id).addEventListener("change", () => { if (state.lastInput) runInspection(state.lastInput); });
   $("confusion-run").addEventListener("click", loadConfusion);
