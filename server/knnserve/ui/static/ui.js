@@ -294,7 +294,7 @@ async function loadConfusion() {
     const max = Math.max(1, ...c.counts.flat());
     const header = el("tr", {}, el("th", { text: "true \\ predicted" }), ...c.class_names.map((n, i) => el("th", { text: String(i), title: n })));
     const rows = c.counts.map((counts, t) => el("tr", {}, el("th", { text: `${t} ${c.class_names[t]}` }),
-      ...counts.map((n, p) => { const cell = el("td", { text: String(n), class: t === p ? "diag" : "" });
+      ...counts.map((n, p) => { const cell = el("td", { text: String(n), class: (t === p ? "diag" : "") + (n / max > 0.55 ? " hot" : "") });
         cell.style.setProperty("--heat", String(n / max)); return cell; })));
     const worst = c.worst.map((w) => { const link = el("a", { href: "#", class: "pair", text: `${w.true_name} → ${w.predicted_name}: ${w.count}` });
       link.addEventListener("click", (event) => { event.preventDefault(); loadExamples(w.true, w.predicted); }); return el("li", {}, link); });
