@@ -206,3 +206,55 @@ def test_the_latest_evaluation_gives_the_recall_plot(start_ui: UiFactory, grpc_t
     status, card = call(page, "/api/card?model=tiny")
     assert status == 200 and card["evaluation"]["folder"].endswith("new")
     assert card["evaluation"]["plot"].startswith("data:image/png")
+
+
+def test_a_damaged_bundle_leaves_the_rest_of_the_card(start_ui: UiFactory, grpc_target: str, ui_models: UiModels,
+                                                      tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "models"
+    shutil.copytree(ui_models.models, copy)
+    (copy / "tiny" / "1" / "linear.npz").write_bytes(b"damaged")
+    page = start_ui(grpc_target, models_dir=copy)
+    status, card = call(page, "/api/card?model=tiny")
+    assert status == 200 and card["bundle"] is None
+    assert "could not be read" in card["bundle_note"] and "sha256" in card["bundle_note"]
+    assert card["index"]["ntotal"] == 240 and card["test_rows"] == 60  # the dataset still matches by name and size
+
+
+def test_the_command_serves_until_sigterm(grpc_target: str, ui_models: UiModels) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "knnserve.cli", "ui", "--server", grpc_target, "--port", "0",
+               "--data-dir", str(ui_models.data_file), "--models", str(ui_models.models)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline() if process.stdout else ""
+        assert line.startswith("inspection page on http://127.0.0.1:"), line
+        url = line.split()[3].rstrip("/")
+        status, answer = call(url, "/api/models")
+        assert status == 200 and answer["models"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_busy_port_is_one_line(grpc_target: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "knnserve.cli", "ui", "--server", grpc_target, "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"knnserve ui: error: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in result.stderr

@@ -64,6 +64,7 @@ def _int(value: Any, field: str, *, minimum: int = 0, optional: bool = False) ->
 @dataclass
 class _Caches:
     cards: dict[tuple[str, int], BundleCard | None] = field(default_factory=dict)
+    card_errors: dict[tuple[str, int], str] = field(default_factory=dict)
     confusions: dict[tuple[str, int], Confusion] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,7 +97,13 @@ class UiApp:
         with self._caches.lock:
             if key in self._caches.cards:
                 return self._caches.cards[key]
-        card = read_card(self.config.models_dir, info.name, info.version)
+        try:
+            card = read_card(self.config.models_dir, info.name, info.version)
+        except KnnServeError as exc:  # a damaged bundle on disk: the card says why, the rest of the page works
+            log.warning("model card of %s v%s: %s", info.name, info.version, exc)
+            with self._caches.lock:
+                self._caches.card_errors[key] = str(exc)
+            return None
         with self._caches.lock:
             self._caches.cards[key] = card
         return card
@@ -147,11 +154,19 @@ class UiApp:
             "dataset_match": {"ok": match.ok, "reason": match.reason},
             "test_rows": dataset.n_test if dataset is not None else 0,
             "bundle": card.to_json() if card is not None else None,
-            "bundle_note": "" if card is not None else (
-                "no --models folder given" if self.config.models_dir is None
-                else f"no bundle {info.name}/{info.version} under {self.config.models_dir} (a remote server's model?)"),
+            "bundle_note": "" if card is not None else self._card_note(info),
             "evaluation": evaluation.to_json() if evaluation is not None else None,
         }
+
+    def _card_note(self, info: ModelInfo) -> str:
+        """Why the card has no bundle records."""
+        if self.config.models_dir is None:
+            return "no --models folder given"
+        with self._caches.lock:
+            error = self._caches.card_errors.get((info.name, info.version))
+        if error is not None:
+            return f"the bundle could not be read: {error}"
+        return f"no bundle {info.name}/{info.version} under {self.config.models_dir} (a remote server's model?)"
 
     def test_images(self, token: str | None, model: Any, version: Any, offset: Any, limit: Any,
                     label: Any = None) -> dict[str, Any]:
