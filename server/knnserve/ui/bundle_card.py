@@ -31,6 +31,8 @@ class BundleCard:
     accuracies: dict[str, float] = field(default_factory=dict)
     preprocessing: str = ""
     extractor: str = ""
+    index_storage: str = ""
+    index_bytes: int = 0
     cv_plot: str | None = None
     cv_best: str = ""
     templates: list[dict[str, str]] = field(default_factory=list)
@@ -40,7 +42,8 @@ class BundleCard:
         """The card as the page's JSON."""
         return {
             "path": self.path, "accuracies": self.accuracies, "preprocessing": self.preprocessing,
-            "extractor": self.extractor, "cv_plot": self.cv_plot, "cv_best": self.cv_best,
+            "extractor": self.extractor, "index_storage": self.index_storage, "index_bytes": self.index_bytes,
+            "cv_plot": self.cv_plot, "cv_best": self.cv_best,
             "templates": self.templates, "templates_note": self.templates_note,
         }
 
@@ -137,6 +140,8 @@ def read_card(models_dir: Path, name: str, version: int) -> BundleCard | None:
         accuracies=accuracies(manifest),
         preprocessing=str(manifest.metrics.get("knn_preprocess", "")),
         extractor=manifest.extractor.describe() if manifest.extractor is not None else "",
+        index_storage=manifest.index.storage,
+        index_bytes=manifest.files["index.faiss"].bytes if "index.faiss" in manifest.files else manifest.index.serialized_bytes,
         cv_plot=plot,
         cv_best=best,
         templates=templates,

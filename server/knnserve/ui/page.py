@@ -68,8 +68,8 @@ def render_page(config: UiConfig) -> str:
     <label>k <input id="k" type="number" min="1" size="4" placeholder="default"></label>
     <label>weighting <select id="weights">{_options(WEIGHTS)}</select></label>
     <label>ties <select id="tie-break">{_options(TIE_BREAKS)}</select></label>
-    <label class="knob-nprobe">nprobe <input id="nprobe" type="number" min="1" size="5" placeholder="default"></label>
-    <label class="knob-ef">ef_search <input id="ef-search" type="number" min="1" size="5" placeholder="default"></label>
+    <label class="knob-nprobe" hidden>nprobe <input id="nprobe" type="number" min="1" size="5" placeholder="default"></label>
+    <label class="knob-ef" hidden>ef_search <input id="ef-search" type="number" min="1" size="5" placeholder="default"></label>
     <button id="run" type="button">run again</button>
   </fieldset>
 </section>

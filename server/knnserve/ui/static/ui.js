@@ -127,6 +127,7 @@ function renderCard(card) {
   const bundle = card.bundle;
   if (bundle) {
     if (bundle.extractor) table.append(row("extractor", bundle.extractor));
+    table.append(row("index file", `${(bundle.index_bytes / 1048576).toFixed(1)} MiB, vectors stored as ${bundle.index_storage}`));
     const acc = Object.entries(bundle.accuracies);
     table.append(row("accuracies (bundle)", acc.length ? acc.map(([k, v]) => `${k} ${(100 * v).toFixed(2)}%`).join(" · ") : "none recorded"));
     table.append(row("bundle", bundle.path));
