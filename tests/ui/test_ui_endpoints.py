@@ -14,7 +14,7 @@ import pytest
 
 from conftest import TOKEN, UiFactory, UiModels, tiny_images
 from knnserve.ui.images import png_bytes
-from knnserve_client import Client
+from knnserve_client import Client, KnnQuery
 
 
 def call(base: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
@@ -258,3 +258,32 @@ def test_a_busy_port_is_one_line(grpc_target: str) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"knnserve ui: error: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in result.stderr
+
+
+def test_a_vector_model_has_no_pictures_but_works(start_ui: UiFactory, tmp_path: Path) -> None:
+    from conftest import _start_grpc
+    from knnserve.data import load_dataset
+    from knnserve.train import KnnConfig, LinearConfig, save_trained, train_model
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(scale=3.0, size=(2, 16))
+    y_train, y_test = rng.integers(0, 2, 100), rng.integers(0, 2, 20)
+    data = tmp_path / "vectors.npz"
+    np.savez(data, x_train=(centres[y_train] + rng.normal(size=(100, 16))).astype(np.float32), y_train=y_train,
+             x_test=(centres[y_test] + rng.normal(size=(20, 16))).astype(np.float32), y_test=y_test)
+    dataset = load_dataset(data_dir=data)
+    save_trained(train_model(dataset, KnnConfig(defaults=KnnQuery(k=3)), LinearConfig(loss="none")),
+                 dataset, tmp_path / "models" / "vectors" / "1", name="vectors")
+    server, target = _start_grpc(tmp_path / "models")
+    try:
+        page = start_ui(target, models_dir=tmp_path / "models", data_dir=data)
+        status, card = call(page, "/api/card?model=vectors")
+        assert status == 200 and not card["image"] and card["input"] == "vectors of shape (16,)"
+        status, tests = call(page, "/api/test?model=vectors&limit=2")
+        assert status == 200 and [i["thumbnail"] for i in tests["images"]] == [None, None]
+        status, answer = call(page, "/api/inspect", {"model": "vectors", "source": "test", "row": 0})
+        assert status == 200 and len(answer["neighbors"]) == 3 and answer["input"]["thumbnail"] is None
+        status, answer = call(page, "/api/inspect", {"model": "vectors", "source": "image", "image": png_url(np.zeros((4, 4), dtype=np.uint8))})
+        assert status == 400 and "this one takes vectors of shape (16,)" in answer["error"]
+    finally:
+        server.stop(0)

@@ -158,7 +158,8 @@ function renderCard(card) {
 function thumbButton(image, onClick) {
   const button = el("button", { type: "button", class: "thumb test-thumb", "data-row": String(image.row), "data-label": String(image.label),
     title: `test row ${image.row}: ${image.name}` },
-    el("img", { src: image.thumbnail, alt: `test row ${image.row}` }), el("span", { text: `${image.row} · ${image.name}` }));
+    image.thumbnail ? el("img", { src: image.thumbnail, alt: `test row ${image.row}` }) : el("div", { class: "noimg", text: "vector" }),
+    el("span", { text: `${image.row} · ${image.name}` }));
   button.addEventListener("click", onClick);
   return button;
 }
