@@ -212,3 +212,19 @@ def test_the_token_is_asked_for_when_auth_is_on(browser: Any, start_ui: UiFactor
     select_model(browser, "tiny")
     pick_test_row(browser, 0)
     assert neighbours(browser)
+
+
+def test_the_test_split_pages_and_filters_by_class(browser: Any, page: str, ui_models: UiModels) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, page)
+    select_model(browser, "tiny")
+    wait_for(browser, lambda d: css(d, '.test-thumb[data-row="0"]'), "the first page")
+    assert css(browser, "#test-range")[0].text == "1–24 of 60"
+    css(browser, "#test-next")[0].click()
+    wait_for(browser, lambda d: css(d, '#test-grid .test-thumb[data-row="24"]'), "the second page")
+    Select(css(browser, "#test-label")[0]).select_by_value("2")
+    rows = np.flatnonzero(ui_models.dataset.y_test == 2)
+    wait_for(browser, lambda d: css(d, "#test-range")[0].text == f"1–{min(24, rows.size)} of {rows.size}", "class 2 only")
+    shown = [int(t.get_attribute("data-row")) for t in css(browser, "#test-grid .test-thumb")]
+    assert shown == rows[:24].tolist()

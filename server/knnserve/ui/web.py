@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
 import threading
 from http import HTTPStatus
@@ -247,8 +248,11 @@ class UiHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, app: UiApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        if ":" in host:  # an IPv6 address such as ::1
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), UiHandler)
         self.app = app
+        self.host = host
         self.loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
         self._thread: threading.Thread | None = None
 
@@ -268,7 +272,8 @@ class UiHttpServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         """The page's address."""
-        return f"http://{self.server_address[0]}:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
 
     def start(self) -> int:
         """Serve on a background thread; returns the port."""
