@@ -234,6 +234,12 @@ function renderAnswer(answer) {
     parts.push(el("p", { id: "tie-rule", text: "Tie rule: " + votes.rule }));
     if (!answer.votes_agree) parts.push(el("p", { class: "warning", text: "The votes recomputed here differ from the server's k-NN prediction." }));
     parts.push(el("h3", { text: `${answer.neighbors.length} nearest training images` }));
+    if (state.card) {
+      const f = state.card.features;
+      const space = f.input === "pixels" ? `pixels, ${f.preprocessing}` : `${f.extractor} embedding, ${f.preprocessing}`;
+      parts.push(el("p", { class: "note", id: "distance-space",
+        text: `distances: ${state.card.index.metric} (true scale) between ${state.card.index.dim}-d vectors in the index's space (${space})` }));
+    }
     if (answer.dataset_note && !answer.neighbors.some((n) => n.thumbnail)) parts.push(el("p", { class: "note", text: answer.dataset_note }));
     parts.push(el("div", { id: "neighbors", class: "grid" }, ...answer.neighbors.map((n) =>
       el("figure", { class: "neighbor" + (answer.heads.knn && n.label === answer.heads.knn.prediction ? " winner" : ""),
