@@ -15,7 +15,10 @@ DEFAULT_UI_PORT = 8470
 def run_ui(args: argparse.Namespace) -> int:
     """Serve the page until SIGTERM/SIGINT."""
     from knnserve.ui.app import UiApp, UiConfig
+    from knnserve.ui.images import require_extra
     from knnserve.ui.web import UiHttpServer
+
+    require_extra()  # without Pillow or matplotlib: one line now, not a broken page later
 
     config = UiConfig(
         server=args.server, models_dir=args.models, dataset=args.dataset, data_dir=args.data_dir,

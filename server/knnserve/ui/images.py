@@ -29,6 +29,15 @@ def _pil() -> Any:
     return Image
 
 
+def require_extra() -> None:
+    """Raise MissingExtraError, naming the extra, unless Pillow and matplotlib (``knnserve[ui]``) import."""
+    _pil()
+    try:
+        import matplotlib  # noqa: F401 - the CV curve on the model card
+    except ImportError as exc:
+        raise MissingExtraError("the inspection page needs matplotlib: pip install 'knnserve[ui]'") from exc
+
+
 def image_layout(input_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
     """(height, width, channels) of a model input that is an image, None when it is a flat vector.
 
@@ -145,5 +154,6 @@ __all__ = [
     "describe_shape",
     "image_layout",
     "png_bytes",
+    "require_extra",
     "thumbnail",
 ]

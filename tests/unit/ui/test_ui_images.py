@@ -119,3 +119,15 @@ def test_thumbnail_of_a_row_is_a_png_of_its_shape(rng: np.random.Generator) -> N
     url = thumbnail(row, (12, 12))
     assert url is not None
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(decode_data_url(url)))), row)
+
+
+def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from knnserve.errors import MissingExtraError
+    from knnserve.ui.images import require_extra
+
+    require_extra()
+    monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now raises ImportError
+    with pytest.raises(MissingExtraError, match=r"pip install 'knnserve\[ui\]'"):
+        require_extra()
