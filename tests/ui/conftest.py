@@ -4,55 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from knnserve.data import load_dataset
-from knnserve.data.dataset import Dataset
-from knnserve.service.config import ServeConfig
-from knnserve.service.server import KnnServer
 from knnserve.train import KnnConfig, LinearConfig, save_trained, train_model
 from knnserve.ui.app import UiApp, UiConfig
 from knnserve.ui.web import UiHttpServer
 from knnserve_client.wire.query import KnnQuery
+from ui_fixtures import TOKEN, UiFactory, UiModels, start_grpc, tiny_images
 
-TOKEN = "ui-s3cret"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-CLASS_NAMES = ("ring", "bar", "cross")
-
-
-@dataclass(frozen=True)
-class UiModels:
-    """The tiny dataset's file, the dataset as loaded, and the models folder trained on it."""
-
-    data_file: Path
-    dataset: Dataset
-    models: Path
-
-
-def tiny_images(seed: int = 15, n_train: int = 240, n_test: int = 60) -> dict[str, np.ndarray]:
-    """uint8 12x12 grey images of three shapes (a ring, a bar, a cross) with noise, as an .npz's arrays."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:12, :12]
-    ring = (np.abs(np.hypot(yy - 5.5, xx - 5.5) - 4) < 1.2) * 80
-    bar = ((xx >= 4) & (xx <= 7)) * 80
-    cross = ((np.abs(xx - yy) < 1.5) | (np.abs(xx + yy - 11) < 1.5)) * 80
-    shapes = np.stack([ring, bar, cross]).astype(np.int64)
-
-    def make(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = rng.integers(0, 3, n)
-        x = np.clip(shapes[y] + rng.integers(-180, 181, size=(n, 12, 12)), 0, 255).astype(np.uint8)
-        return x, y
-
-    x_train, y_train = make(n_train)
-    x_test, y_test = make(n_test)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
-            "class_names": np.array(CLASS_NAMES)}
 
 
 @pytest.fixture(scope="session")
@@ -71,17 +37,10 @@ def ui_models(tmp_path_factory: pytest.TempPathFactory) -> UiModels:
     return UiModels(data_file=data_file, dataset=dataset, models=models)
 
 
-def _start_grpc(models: Path, token: str | None = None) -> tuple[KnnServer, str]:
-    server = KnnServer(ServeConfig(models_dir=models, port=0, grace_s=1.0, token=token))
-    port = server.start()
-    server.load_models()
-    return server, f"127.0.0.1:{port}"
-
-
 @pytest.fixture(scope="module")
 def grpc_target(ui_models: UiModels) -> Iterator[str]:
     """A real knnserve server over the tiny models, no auth."""
-    server, target = _start_grpc(ui_models.models)
+    server, target = start_grpc(ui_models.models)
     yield target
     server.stop(0)
 
@@ -89,12 +48,9 @@ def grpc_target(ui_models: UiModels) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def grpc_auth_target(ui_models: UiModels) -> Iterator[str]:
     """A real knnserve server over the tiny models that wants the bearer token ``TOKEN``."""
-    server, target = _start_grpc(ui_models.models, token=TOKEN)
+    server, target = start_grpc(ui_models.models, token=TOKEN)
     yield target
     server.stop(0)
-
-
-UiFactory = Callable[..., str]
 
 
 @pytest.fixture(scope="module")

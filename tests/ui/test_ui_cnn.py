@@ -8,17 +8,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import _start_grpc
 from knnserve.ui.app import UiApp, UiConfig
 from knnserve.ui.dataset_view import DatasetView
 from knnserve.ui.web import UiHttpServer
 from knnserve_client import Client
-from test_ui_endpoints import call
+from ui_fixtures import call, start_grpc
 
 
 @pytest.fixture(scope="module")
 def cnn_page(cnn_bundle: Any) -> Iterator[tuple[str, str]]:
-    server, target = _start_grpc(cnn_bundle.root)
+    server, target = start_grpc(cnn_bundle.root)
     app = UiApp(UiConfig(server=target, models_dir=cnn_bundle.root, timeout=20.0), dataset=DatasetView(cnn_bundle.dataset))
     http = UiHttpServer(app, port=0)
     http.start()

@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import TOKEN, UiFactory, UiModels, tiny_images
 from knnserve.ui.images import png_bytes
 from knnserve_client import Client, KnnQuery
-
-
-def call(base: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
-         raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
-    """(status, JSON answer) of a GET, or a POST when a body is given."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        answer = json.loads(error.read())
-        assert "Traceback" not in json.dumps(answer)
-        return error.code, answer
-
-
-def png_url(image: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+from ui_fixtures import TOKEN, UiFactory, UiModels, call, png_url, start_grpc, tiny_images
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +241,6 @@ def test_a_busy_port_is_one_line(grpc_target: str) -> None:
 
 
 def test_a_vector_model_has_no_pictures_but_works(start_ui: UiFactory, tmp_path: Path) -> None:
-    from conftest import _start_grpc
     from knnserve.data import load_dataset
     from knnserve.train import KnnConfig, LinearConfig, save_trained, train_model
 
@@ -274,7 +253,7 @@ def test_a_vector_model_has_no_pictures_but_works(start_ui: UiFactory, tmp_path:
     dataset = load_dataset(data_dir=data)
     save_trained(train_model(dataset, KnnConfig(defaults=KnnQuery(k=3)), LinearConfig(loss="none")),
                  dataset, tmp_path / "models" / "vectors" / "1", name="vectors")
-    server, target = _start_grpc(tmp_path / "models")
+    server, target = start_grpc(tmp_path / "models")
     try:
         page = start_ui(target, models_dir=tmp_path / "models", data_dir=data)
         status, card = call(page, "/api/card?model=vectors")

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import _start_grpc
 from knnserve.model import KNNModel
 from knnserve.train import dataset_info
 from knnserve.ui.app import UiApp, UiConfig
 from knnserve.ui.dataset_view import DatasetView
 from knnserve.ui.web import UiHttpServer
 from knnserve_client import Client
-from test_ui_browser import answer_for, css, neighbours, open_page, pick_test_row, select_model
+from ui_browser import answer_for, css, neighbours, open_page, pick_test_row, select_model
+from ui_fixtures import start_grpc
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def fashion_page(fashion_mnist: Any, tmp_path_factory: pytest.TempPathFactory) -
     model = KNNModel.fit(fashion_mnist.x_train, fashion_mnist.y_train, class_names=fashion_mnist.class_names,
                          index="flat", storage="uint8")
     model.save(models / "fashion" / "1", name="fashion", dataset=dataset_info(fashion_mnist))
-    server, target = _start_grpc(models)
+    server, target = start_grpc(models)
     app = UiApp(UiConfig(server=target, models_dir=models, timeout=30.0), dataset=DatasetView(fashion_mnist))
     http = UiHttpServer(app, port=0)
     http.start()

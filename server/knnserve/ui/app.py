@@ -61,6 +61,33 @@ def _int(value: Any, field: str, *, minimum: int = 0, optional: bool = False) ->
     return number
 
 
+def query_of(body: dict[str, Any]) -> KnnQuery:
+    """The k-NN options of an inspection request (absent or empty: the model's default), each checked."""
+    return KnnQuery(k=_int(body.get("k"), "k", minimum=1, optional=True), weights=body.get("weights") or None,
+                    tie_break=body.get("tie_break") or None,
+                    nprobe=_int(body.get("nprobe"), "nprobe", minimum=1, optional=True),
+                    ef_search=_int(body.get("ef_search"), "ef_search", minimum=1, optional=True))
+
+
+def _input_row(body: dict[str, Any], info: ModelInfo, dataset: DatasetView | None,
+               match: Match) -> tuple[np.ndarray, int | None, int | None]:
+    """The row an inspection request names: (row, test row number or None, true class or None)."""
+    source = body.get("source")
+    if source == "test":
+        if dataset is None:
+            raise InvalidInputError("source", "an uploaded image: no test split for this model", match.reason)
+        number = _int(body.get("row"), "row") or 0
+        row, truth = dataset.test_row(number)
+        return row, number, truth
+    if source == "image":
+        image = body.get("image")
+        if not isinstance(image, str):
+            raise InvalidInputError("image", "a PNG or JPEG file", "no file")
+        row = decode_image(decode_data_url(image), tuple(info.input_shape), resize=bool(body.get("resize")))
+        return (row.astype(np.float32) if info.input_dtype == "float32" else row), None, None
+    raise InvalidInputError("source", "'test' or 'image'", repr(source))
+
+
 @dataclass
 class _Caches:
     cards: dict[tuple[str, int], BundleCard | None] = field(default_factory=dict)
@@ -190,26 +217,8 @@ class UiApp:
         info = self._info(token, body.get("model"), body.get("version"))
         dataset, match = self._dataset_for(info)
         source = body.get("source")
-        truth: int | None = None
-        row_number: int | None = None
-        if source == "test":
-            if dataset is None:
-                raise InvalidInputError("source", "an uploaded image: no test split for this model", match.reason)
-            row_number = _int(body.get("row"), "row")
-            row, truth = dataset.test_row(row_number or 0)
-        elif source == "image":
-            image = body.get("image")
-            if not isinstance(image, str):
-                raise InvalidInputError("image", "a PNG or JPEG file", "no file")
-            row = decode_image(decode_data_url(image), tuple(info.input_shape), resize=bool(body.get("resize")))
-            if info.input_dtype == "float32":
-                row = row.astype(np.float32)
-        else:
-            raise InvalidInputError("source", "'test' or 'image'", repr(source))
-        query = KnnQuery(k=_int(body.get("k"), "k", minimum=1, optional=True), weights=body.get("weights") or None,
-                         tie_break=body.get("tie_break") or None,
-                         nprobe=_int(body.get("nprobe"), "nprobe", minimum=1, optional=True),
-                         ef_search=_int(body.get("ef_search"), "ef_search", minimum=1, optional=True))
+        row, row_number, truth = _input_row(body, info, dataset, match)
+        query = query_of(body)
         inspected = classify_one(self.gateway.client(token), info, row, query)
         result = inspected.result
         names = info.class_names
