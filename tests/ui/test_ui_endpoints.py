@@ -266,3 +266,13 @@ def test_a_vector_model_has_no_pictures_but_works(start_ui: UiFactory, tmp_path:
         assert status == 400 and "this one takes vectors of shape (16,)" in answer["error"]
     finally:
         server.stop(0)
+
+
+def test_without_a_dataset_the_models_own_is_looked_up_by_name(start_ui: UiFactory, grpc_target: str) -> None:
+    page = start_ui(grpc_target, data_dir=None)  # "tiny" is no registered dataset
+    status, card = call(page, "/api/card?model=tiny")
+    assert status == 200 and not card["dataset_match"]["ok"] and "tiny" in card["dataset_match"]["reason"]
+    status, answer = call(page, "/api/test?model=tiny")
+    assert status == 400 and "the dataset this model was trained on" in answer["error"]
+    status, answer = call(page, "/api/inspect", {"model": "tiny", "source": "test", "row": 0})
+    assert status == 400 and "an uploaded image" in answer["error"]

@@ -105,7 +105,7 @@ class UiApp:
                                           timeout=config.timeout)
         self.dataset = dataset
         self._caches = _Caches()
-        self._dataset_error = ""
+        self._by_name: dict[str, DatasetView | str] = {}  # datasets loaded by a model's name for them
         self._load_lock = threading.Lock()
         if dataset is None and (config.dataset is not None or config.data_dir is not None):
             self.dataset = DatasetView.load(config.dataset, config.data_dir)
@@ -135,20 +135,31 @@ class UiApp:
             self._caches.cards[key] = card
         return card
 
-    def _dataset_for(self, info: ModelInfo) -> tuple[DatasetView | None, Match]:
-        """The dataset when it is the model's (ids are its training rows), and why or why not."""
+    def _named_dataset(self, name: str) -> DatasetView | str:
+        """A registered dataset by name, loaded once (never downloaded), or why it could not be."""
         with self._load_lock:
-            if self.dataset is None and info.dataset and not self._dataset_error:
-                try:  # the model's own dataset by name, when it is installed (never downloaded)
-                    self.dataset = DatasetView.load(info.dataset, None)
+            if name not in self._by_name:
+                try:
+                    self._by_name[name] = DatasetView.load(name, None)
                 except KnnServeError as exc:
-                    self._dataset_error = str(exc)
-        if self.dataset is None:
-            reason = self._dataset_error or "no dataset given (knnserve ui --dataset or --data-dir)"
-            return None, Match(False, reason)
+                    self._by_name[name] = str(exc)
+            return self._by_name[name]
+
+    def _dataset_for(self, info: ModelInfo) -> tuple[DatasetView | None, Match]:
+        """The dataset when it is the model's (ids are its training rows), and why or why not.
+
+        The dataset the page was started with, else the one the model was trained on, by name.
+        """
+        view: DatasetView | str | None = self.dataset
+        if view is None:
+            if not info.dataset:
+                return None, Match(False, "no dataset given (knnserve ui --dataset or --data-dir) and the model names none")
+            view = self._named_dataset(info.dataset)
+        if isinstance(view, str):
+            return None, Match(False, view)
         card = self._card(info)
-        match = self.dataset.matches(info, card.dataset_checksum if card is not None else None)
-        return (self.dataset if match.ok else None), match
+        match = view.matches(info, card.dataset_checksum if card is not None else None)
+        return (view if match.ok else None), match
 
     # -- endpoints ---------------------------------------------------------------------------
 

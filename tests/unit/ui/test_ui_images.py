@@ -131,3 +131,13 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "PIL", None)  # import PIL now raises ImportError
     with pytest.raises(MissingExtraError, match=r"pip install 'knnserve\[ui\]'"):
         require_extra()
+
+
+def test_serving_and_the_cli_never_load_the_pages_imaging() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, knnserve.service.server, knnserve.cli, knnserve_client; knnserve.cli.build_parser(); "
+            "print(sorted(m for m in ('PIL', 'matplotlib', 'selenium', 'knnserve.ui.app') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
