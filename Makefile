@@ -21,12 +21,16 @@ $(STAMP): pyproject.toml client/pyproject.toml
 
 setup: $(STAMP) system-deps
 
-# Debian packages: dataset-fashion-mnist (the default dataset) and docker-compose (the test of
-# deploy/compose.yaml runs `docker-compose config`; no container runtime is needed). Only the missing
-# ones are installed; without apt-get or root, a note, and Fashion-MNIST is downloaded on first use
-# into ~/.cache/knnserve while the compose check fails under `make test` (KNNSERVE_REQUIRE_TOOLS=1).
+# Debian packages: dataset-fashion-mnist (the default dataset), docker-compose (the test of
+# deploy/compose.yaml runs `docker-compose config`; no container runtime is needed), and chromium with
+# chromium-driver (the inspection page's browser tests drive headless Chromium through Selenium).
+# Only the missing ones are installed; without apt-get or root, a note, and Fashion-MNIST is
+# downloaded on first use into ~/.cache/knnserve while the compose check and the browser tests fail
+# under `make test` (KNNSERVE_REQUIRE_TOOLS=1).
 DEBIAN_PACKAGES = $(if $(wildcard $(FASHION_MNIST)),,dataset-fashion-mnist) \
-	$(if $(shell command -v docker-compose),,docker-compose)
+	$(if $(shell command -v docker-compose),,docker-compose) \
+	$(if $(shell command -v chromium),,chromium) \
+	$(if $(shell command -v chromedriver),,chromium-driver)
 
 system-deps:
 	@packages="$(strip $(DEBIAN_PACKAGES))"; \
@@ -48,7 +52,8 @@ demo: setup
 	$(BIN)/knnserve demo --models $(MODELS) --features $(DEMO_FEATURES)
 
 # KNNSERVE_REQUIRE_DATA=1: end-to-end tests fail instead of skipping when the dataset is missing;
-# KNNSERVE_REQUIRE_TOOLS=1: so do the deploy/ checks when a checker (docker-compose, ...) is missing.
+# KNNSERVE_REQUIRE_TOOLS=1: so do the deploy/ checks when a checker (docker-compose, ...) is missing,
+# and the browser tests of the inspection page when chromium or chromedriver is missing.
 test: setup
 	KNNSERVE_REQUIRE_DATA=1 KNNSERVE_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 

@@ -11,18 +11,18 @@ import sys
 from collections.abc import Sequence
 
 from knnserve import __version__
-from knnserve.cli import batch, bundles, data, evaluate, remote, serve, train
+from knnserve.cli import batch, bundles, data, evaluate, remote, serve, train, ui
 from knnserve.cli.parser import EXIT_INTERRUPTED, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_USAGE, KnnParser
 from knnserve_client.wire.errors import KnnServeError
 
-COMMAND_FAMILIES = (train, bundles, batch, data, serve, remote, evaluate)
+COMMAND_FAMILIES = (train, bundles, batch, data, serve, remote, evaluate, ui)
 
 
 def build_parser() -> KnnParser:
     """The ``knnserve`` argument parser with all its subcommands."""
     parser = KnnParser(
         prog="knnserve",
-        description="k-NN and linear image classification over FAISS: train bundles, predict, serve over gRPC, evaluate.",
+        description="k-NN and linear image classification over FAISS: train bundles, predict, serve over gRPC, evaluate, inspect in a browser.",
         epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("--version", action="version", version=f"knnserve {__version__}")
