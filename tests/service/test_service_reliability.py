@@ -211,6 +211,32 @@ def test_cancelled_and_expired_calls_are_counted_as_such_and_logged_without_trac
     assert not any(r.exc_info for r in caplog.records if r.name == "knnserve.service.rpc")
 
 
+def test_a_cancelled_stream_is_counted_as_cancelled_and_logged_without_traceback(
+    start_server, models, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, target = start_server(loader=slow_search_loader(0.5))
+    x = models.blobs.x_query[:1]
+    request = pb.ClassifyRequest(model="blobs", inputs=to_tensor(x))
+    with caplog.at_level(logging.INFO), grpc.insecure_channel(target) as channel:
+        stub = knnserve_pb2_grpc.KnnServeStub(channel)
+        responses = stub.ClassifyStream(iter([request] * 3), timeout=10)
+        time.sleep(0.15)  # the first request is being searched
+        responses.cancel()
+        with pytest.raises(grpc.RpcError) as failure:
+            list(responses)
+        assert failure.value.code() == grpc.StatusCode.CANCELLED
+        time.sleep(1.2)  # the stream's handler finishes
+        assert stub.Classify(request, timeout=10).model == "blobs"
+    deadline = time.monotonic() + 5
+    while counted(server, "knnserve.v1.KnnServe/ClassifyStream", "CANCELLED") != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert counted(server, "knnserve.v1.KnnServe/ClassifyStream", "CANCELLED") == 1
+    assert counted(server, "knnserve.v1.KnnServe/ClassifyStream", "INTERNAL") == 0
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert not any(r.exc_info for r in caplog.records if r.name == "knnserve.service.rpc")
+
+
 def test_a_request_over_the_batch_budget_runs_beside_the_small_ones(start_server, models) -> None:
     server, target = start_server(batching=BatchConfig(max_neighbors=500), loader=slow_search_loader(1.5, min_k=300))
     x = models.blobs.x_query
