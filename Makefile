@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 MODELS ?= models
 
-.PHONY: setup system-deps demo test clean
+.PHONY: setup data-deps test-deps demo test clean
 
 # The server (.) depends on the client distribution (./client), which holds the wire package: both
 # are named here so pip takes knnserve-client from this checkout.
@@ -19,21 +19,22 @@ $(STAMP): pyproject.toml client/pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) data-deps
 
-# Debian packages: dataset-fashion-mnist (the default dataset), docker-compose (the test of
-# deploy/compose.yaml runs `docker-compose config`; no container runtime is needed), and chromium with
-# chromium-driver (the inspection page's browser tests drive headless Chromium through Selenium).
-# Only the missing ones are installed; without apt-get or root, a note, and Fashion-MNIST is
-# downloaded on first use into ~/.cache/knnserve while the compose check and the browser tests fail
-# under `make test` (KNNSERVE_REQUIRE_TOOLS=1).
-DEBIAN_PACKAGES = $(if $(wildcard $(FASHION_MNIST)),,dataset-fashion-mnist) \
+# Debian packages, only the missing ones. Both commands: dataset-fashion-mnist (the default dataset).
+# `make test` also: docker-compose (the test of deploy/compose.yaml runs `docker-compose config`; no
+# container runtime is needed), and chromium with chromium-driver (the inspection page's browser
+# tests drive headless Chromium through Selenium). Without apt-get or root, a note: Fashion-MNIST is
+# then downloaded on first use into ~/.cache/knnserve, while the compose check and the browser tests
+# fail under `make test` (KNNSERVE_REQUIRE_TOOLS=1).
+DATA_PACKAGES = $(if $(wildcard $(FASHION_MNIST)),,dataset-fashion-mnist)
+TEST_PACKAGES = $(DATA_PACKAGES) \
 	$(if $(shell command -v docker-compose),,docker-compose) \
 	$(if $(shell command -v chromium),,chromium) \
 	$(if $(shell command -v chromedriver),,chromium-driver)
 
-system-deps:
-	@packages="$(strip $(DEBIAN_PACKAGES))"; \
+define apt_install
+	@packages="$(strip $(1))"; \
 	if [ -z "$$packages" ]; then :; \
 	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages; \
@@ -42,6 +43,13 @@ system-deps:
 	else \
 		echo "note: apt-get unavailable; not installed: $$packages"; \
 	fi
+endef
+
+data-deps:
+	$(call apt_install,$(DATA_PACKAGES))
+
+test-deps:
+	$(call apt_install,$(TEST_PACKAGES))
 
 # Trains models/fashion-mnist-cnn/1 on first run (a ConvNet on the training split, its ONNX export
 # checked against torch; k, metric and the softmax head chosen on the validation rows' embeddings),
@@ -54,7 +62,7 @@ demo: setup
 # KNNSERVE_REQUIRE_DATA=1: end-to-end tests fail instead of skipping when the dataset is missing;
 # KNNSERVE_REQUIRE_TOOLS=1: so do the deploy/ checks when a checker (docker-compose, ...) is missing,
 # and the browser tests of the inspection page when chromium or chromedriver is missing.
-test: setup
+test: $(STAMP) test-deps
 	KNNSERVE_REQUIRE_DATA=1 KNNSERVE_REQUIRE_TOOLS=1 $(BIN)/python -m pytest
 
 clean:
