@@ -334,6 +334,10 @@ def main() -> int:
         for side in alternate(sides, args.rounds):
             with knnserve(side, bundle) as (process, target):
                 measure(process.pid, target, fashion, classify_kind(args.clients), many, figure(f"flat {side.name}: {args.clients} clients"))
+            if side is head:  # what fewer gRPC workers (smaller batches) cost a model whose search is not cheap
+                with knnserve(side, bundle, "--grpc-workers", "4") as (process, target):
+                    measure(process.pid, target, fashion, classify_kind(args.clients), many,
+                            figure(f"flat {side.name}, --grpc-workers 4: {args.clients} clients"))
             print({k: round(v.median("rps"), 1) for k, v in results.items() if k.startswith("flat")}, flush=True)
 
     if "workers" in args.sections:
@@ -425,6 +429,10 @@ def targets(results: dict[str, Figure], notes: dict[str, Any], args: argparse.Na
         if flat and key in notes:
             out.append(f"- Flat, {args.clients} one-row clients / in-process 16 rows per call, {side}: {flat.median('rps'):.0f} / "
                        f"{notes[key]:.0f} = **{flat.median('rps') / notes[key]:.2f}x** (target >= 0.8x)")
+        few = get(f"flat {side}, --grpc-workers 4: {args.clients} clients")
+        if few and key in notes:
+            out.append(f"- the same, {side}, --grpc-workers 4: {few.median('rps'):.0f} / {notes[key]:.0f} = "
+                       f"{few.median('rps') / notes[key]:.2f}x")
     for suffix in KERNELS.values():
         one = notes.get(f"workers 1{suffix}: memory MB (RSS sum, PSS sum) idle -> after load")
         two = notes.get(f"workers 2{suffix}: memory MB (RSS sum, PSS sum) idle -> after load")
