@@ -91,11 +91,15 @@ def supervised(models, tmp_path: Path) -> Iterator[Supervised]:  # type: ignore[
 
 
 def classify_over_new_channels(target: str, x: np.ndarray, calls: int = CHANNELS) -> list[tuple[int, str]]:
-    """One Classify per fresh channel: (version that answered, request id) each."""
+    """One Classify per fresh channel: (version that answered, request id) each.
+
+    Each channel gets a subchannel pool of its own: gRPC otherwise shares connections between channels
+    to the same target, and a new channel could reuse the last one's connection (and so its worker).
+    """
     answers = []
     request = pb.ClassifyRequest(model="blobs", inputs=to_tensor(x[:1]))
     for _ in range(calls):
-        with grpc.insecure_channel(target) as channel:
+        with grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
             response, call = knnserve_pb2_grpc.KnnServeStub(channel).Classify.with_call(request, timeout=10)
             answers.append((response.version, dict(call.trailing_metadata())[REQUEST_ID_KEY]))
     return answers
