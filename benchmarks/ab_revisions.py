@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from servers import running_knnserve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -91,33 +91,6 @@ def knn_round(side: Side, repeats: int) -> dict[str, float | str]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def serve(side: Side, bundle: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``knnserve serve`` from one side and wait until it answers."""
-    from knnserve_client import Client
-
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "knnserve.cli", "serve", "--model", str(bundle), "--port", str(port),
-                                "--log-level", "WARNING"], env=side.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    with Client(target, timeout=5) as client:
-        while True:
-            try:
-                client.model("ab")
-                return process, target
-            except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    process.kill()
-                    raise RuntimeError(f"{side.name} server did not come up") from None
-                time.sleep(0.2)
-
-
 def load(target: str, x: np.ndarray, clients: int, warmup: float, duration: float) -> dict[str, float]:
     """One-row Classify from ``clients`` threads; completions inside the window after the warm-up."""
     from knnserve_client import Client
@@ -149,12 +122,8 @@ def load(target: str, x: np.ndarray, clients: int, warmup: float, duration: floa
 
 def service_round(side: Side, bundle: Path, x: np.ndarray, clients: list[int], warmup: float, duration: float) -> dict[str, dict[str, float]]:
     """One server process of one side, loaded at each client count."""
-    process, target = serve(side, bundle)
-    try:
+    with running_knnserve("--model", str(bundle), env=side.env(), what=f"{side.name} server") as (_, target):
         return {str(c): load(target, x, c, warmup, duration) for c in clients}
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def ratio_lines(name: str, results: dict[str, list[float]], higher_is_better: bool) -> list[str]:

@@ -19,18 +19,13 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from knnserve.batch import JobSpec, run_job
 from knnserve.batch.engines.local import LocalEngine
@@ -41,6 +36,7 @@ from knnserve.index import set_num_threads
 from knnserve.index.backend import build_info
 from knnserve.machine import cpu_model, usable_cores
 from knnserve.model import KNNModel
+from servers import start_knnserve, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,31 +78,6 @@ def ensure_inputs(work: Path) -> dict[str, Path]:
     if not paths["100k"].is_file():
         np.save(paths["100k"], np.concatenate([ds.x_test] * 10))
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(models: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``knnserve serve`` with default settings in a subprocess; returns once health says SERVING."""
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "knnserve.cli", "serve", "--models", str(models), "--port", str(port),
-                                "--log-level", "WARNING"])
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                    return process, target
-            except grpc.RpcError:
-                time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not come up")
 
 
 def timed_job(spec: JobSpec, engine: object) -> tuple[float, dict[str, object]]:
@@ -152,7 +123,7 @@ def main() -> int:
     model = KNNModel.load(bundle)
     results: dict[str, dict[str, Measured]] = {size: {} for size in sizes}
     checks: list[str] = []
-    server, target = start_server(args.work / "models")
+    server, target = start_knnserve("--models", str(args.work / "models"))
     try:
         for size in sizes:
             x = np.load(inputs[size])
@@ -180,8 +151,7 @@ def main() -> int:
             checks.append(f"{size}: local engine predictions identical to the baseline's: {same_local}; server engine: {same_server}")
             results[size].update(baseline=base, local=local, server=served)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
     del model
     for size in sizes:
         # Ray beside local: each Ray run right after a local run, so both see the same machine.

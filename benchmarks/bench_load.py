@@ -15,38 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import Kind, KindReport, run_load  # noqa: E402
+from servers import memory_mb, start_knnserve, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of the server: the process and its worker processes (--workers), summed."""
-    total = 0.0
-    for member in [pid, *(int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
-        try:
-            lines = Path(f"/proc/{member}/status").read_text().splitlines()
-        except OSError:
-            continue
-        total += next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
-    return total
 
 
 def ensure_bundle(work: Path, index: str) -> Path:
@@ -57,25 +36,6 @@ def ensure_bundle(work: Path, index: str) -> Path:
                         "--index", index, "--k", "5", "--preprocess", "raw", "--linear", "none", "--out", str(path),
                         "--name", "fashion", "--no-progress"], check=True, stdout=subprocess.DEVNULL)
     return path
-
-
-def start_server(bundle: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    from knnserve_client import Client
-
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "knnserve.cli", "serve", "--model", str(bundle), "--port", str(port),
-                                "--log-level", "WARNING", *extra], stderr=subprocess.DEVNULL)
-    target = f"127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    with Client(target, timeout=5) as client:
-        while True:
-            try:
-                client.model("fashion")
-                return process, target
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.2)
 
 
 def parse_abuse(text: str) -> dict[str, int]:
@@ -107,7 +67,7 @@ def main() -> int:
 
     x = load_dataset("fashion-mnist", download=False).x_test
     bundle = ensure_bundle(args.work_dir, args.index)
-    process, target = start_server(bundle, "--workers", str(args.workers))
+    process, target = start_knnserve("--model", str(bundle), "--workers", str(args.workers))
     abuse_name = ",".join(f"{k}={v}" for k, v in args.abuse.items())
     phases = {
         "without": [Kind("normal", args.clients, {"top_n": 0})],
@@ -117,14 +77,13 @@ def main() -> int:
     memory: dict[str, tuple[float, float]] = {}
     try:
         for phase, kinds in phases.items():
-            before = rss_mb(process.pid)
+            before = memory_mb(process.pid)[0]
             results[phase] = run_load(target, x, kinds, model="fashion", warmup=args.warmup, duration=args.duration,
                                       processes=args.processes)
-            memory[phase] = (before, rss_mb(process.pid))
+            memory[phase] = (before, memory_mb(process.pid)[0])
             print(phase, {name: (r.completed, r.percentile_ms(99), dict(r.failures)) for name, r in results[phase].items()}, flush=True)
     finally:
-        process.terminate()
-        process.wait(60)
+        stop(process)
     normal_without, normal_with = results["without"]["normal"], results["with"]["normal"]
     ratio = normal_with.percentile_ms(99) / normal_without.percentile_ms(99)
     stamp = datetime.now(timezone.utc)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_load import ensure_bundle, start_server  # noqa: E402
-from bench_service import cpu_seconds  # noqa: E402
+from bench_load import ensure_bundle  # noqa: E402
 from loadgen import Kind, run_load_probed  # noqa: E402
+from servers import cpu_seconds, start_knnserve, stop  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CLASSES = 10
@@ -59,7 +59,7 @@ def main() -> int:
 
     x = load_dataset("fashion-mnist", download=False).x_test
     bundle = ensure_bundle(args.work_dir, args.index)
-    process, target = start_server(bundle)
+    process, target = start_knnserve("--model", str(bundle))
     rates: dict[str, dict[str, list[float]]] = {shape: {"v1": [], "v2": []} for shape in shapes(args.clients)}
     p99: dict[str, dict[str, list[float]]] = {shape: {"v1": [], "v2": []} for shape in shapes(args.clients)}
     cpu_ms: dict[str, dict[str, list[float]]] = {shape: {"v1": [], "v2": []} for shape in shapes(args.clients)}
@@ -81,8 +81,7 @@ def main() -> int:
                         failures[f"{shape} {protocol}"][code] += count
                     print(shape, protocol, f"{rates[shape][protocol][-1]:.1f} rps", flush=True)
     finally:
-        process.terminate()
-        process.wait(60)
+        stop(process)
     stamp = datetime.now(timezone.utc)
     lines = [
         f"# Open Inference Protocol (v2) vs knnserve.v1 throughput: {args.index} ({stamp:%Y-%m-%d})",

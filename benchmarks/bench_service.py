@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,9 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ab_revisions import Side, worktree  # noqa: E402
 from loadgen import Kind, KindReport, run_load_probed  # noqa: E402
+from servers import cpu_seconds, free_port, memory_mb, running_knnserve, wait_until_serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SECTIONS = ("cpu", "hnsw", "latency", "flat", "workers")
 # serve --kernel policies the workers section runs, with their label suffixes: the default, whose
 # exact-int8 kernel keeps a private copy of the vectors per process, and FAISS alone (mapped pages only).
@@ -75,96 +74,14 @@ KNNModel.fit(ds.x_train, ds.y_train, class_names=ds.class_names, index=sys.argv[
 """
 
 
-# -- the server's processes, from /proc ----------------------------------------------------------
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every descendant (a --workers server's worker processes)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                todo.extend(int(child) for child in task.read_text().split())
-            except OSError:
-                pass
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` and its descendants (fields 14 and 15 of /proc/PID/stat)."""
-    total = 0
-    for member in process_tree(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / CLOCK_TICKS
-
-
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(RSS summed, PSS summed) over ``pid`` and its descendants, MB (/proc/PID/smaps_rollup)."""
-    rss = pss = 0
-    for member in process_tree(pid):
-        try:
-            lines = Path(f"/proc/{member}/smaps_rollup").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            name, _, rest = line.partition(":")
-            if name == "Rss":
-                rss += int(rest.split()[0])
-            elif name == "Pss":
-                pss += int(rest.split()[0])
-    return rss / 1024, pss / 1024
-
-
 # -- servers ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_serving(target: str, process: subprocess.Popen[bytes], what: str) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + 300
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                if stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"{what} did not start")
-            time.sleep(0.2)
 
 
 @contextmanager
 def knnserve(side: Side, bundle: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "knnserve.cli", "serve", "--model", str(bundle), "--port", str(port),
-                                "--log-level", "WARNING", *extra], env=side.env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    target = f"127.0.0.1:{port}"
-    try:
-        wait_until_serving(target, process, f"{side.name} server")
-        yield process, target
-    finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """``knnserve serve --model BUNDLE EXTRA`` from one side's code, for a ``with`` block."""
+    with running_knnserve("--model", str(bundle), *extra, env=side.env(), what=f"{side.name} server") as served:
+        yield served
 
 
 @contextmanager

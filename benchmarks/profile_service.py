@@ -26,8 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ab_revisions import Side  # noqa: E402
-from bench_service import ROOT, classify_kind, cpu_seconds, ensure_bundle, knnserve  # noqa: E402
+from bench_service import ROOT, classify_kind, ensure_bundle, knnserve  # noqa: E402
 from loadgen import run_load_probed  # noqa: E402
+from servers import cpu_seconds  # noqa: E402
 
 # Parts of the request path, by a substring of a frame ("function (file:line)"); a sample counts
 # toward every part whose frame is on its stack.
