@@ -24,7 +24,6 @@ from knnserve.index import resolve_spec
 from knnserve.model import KNNModel
 from knnserve.selection import DEFAULT_KS, CVResult, cross_validate_k
 from knnserve.training.config import ARCHITECTURES, CnnConfig
-from knnserve.vote import neighbor_labels, vote
 from knnserve_client.wire.query import KnnQuery
 
 LINEAR_LOSSES: tuple[str, ...] = ("softmax", "svm", "none")
