@@ -12,11 +12,16 @@ MODELS ?= models
 .PHONY: setup data-deps test-deps demo test clean
 
 # The server (.) depends on the client distribution (./client), which holds the wire package: both
-# are named here so pip takes knnserve-client from this checkout.
-$(STAMP): pyproject.toml client/pyproject.toml
+# are named here so pip takes knnserve-client from this checkout. Every package, the installers
+# included, comes at the version requirements/dev.lock pins, so a registry release cannot change what
+# the tests run on; the two editable builds use the locked setuptools (no build isolation).
+# UNLOCKED=1 resolves afresh instead: how the lock is refreshed (README, *Dependencies*).
+DEV_LOCK := requirements/dev.lock
+LOCK_ARGS = $(if $(UNLOCKED),,-c $(DEV_LOCK))
+$(STAMP): pyproject.toml client/pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade $(LOCK_ARGS) pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --no-build-isolation $(LOCK_ARGS) -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP) data-deps

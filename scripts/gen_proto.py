@@ -17,7 +17,6 @@ descriptors keep their proto paths, so reflection and other languages see the sa
 from __future__ import annotations
 
 import argparse
-import filecmp
 import os
 import re
 import sys
@@ -93,8 +92,47 @@ def _run_protoc(protoc: object, args: list[str]) -> int:
         os.chdir(cwd)
 
 
+# The version stamps protoc and grpcio-tools write: which release generated a module, not what it contains.
+# They are masked before comparing, so a patch release of grpcio-tools does not make the modules "stale";
+# what they require of the run time is checked against the client's dependency floors instead
+# (generated_versions, and the test beside the client's pyproject.toml).
+_STAMPS = (
+    re.compile(r"^(# Protobuf Python Version: ).*$", flags=re.MULTILINE),
+    re.compile(r"(ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*)\d+,\s*\d+,\s*\d+,\s*'[^']*',", flags=re.MULTILINE),
+    re.compile(r"^(GRPC_GENERATED_VERSION = ).*$", flags=re.MULTILINE),
+)
+_PROTOBUF_FLOOR = re.compile(r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),")
+_GRPC_FLOOR = re.compile(r"^GRPC_GENERATED_VERSION = '([^']+)'$", flags=re.MULTILINE)
+
+
+def without_stamps(text: str) -> str:
+    """A generated module's text with its generator-version stamps masked: the messages and services only."""
+    for stamp in _STAMPS:
+        text = stamp.sub(lambda match: match.group(1) + "<version>", text)
+    return text
+
+
+def generated_versions(wire_dir: Path | None = None) -> dict[str, str]:
+    """The newest runtime each committed module demands: {"protobuf": "7.35.1", "grpcio": "1.85.1"}.
+
+    The ``_pb2`` modules refuse a protobuf older than the one that generated them, the ``_pb2_grpc`` modules a
+    grpcio older than theirs; so these are the lowest versions the client can declare.
+    """
+    wire_dir = WIRE_DIR if wire_dir is None else wire_dir
+    found: dict[str, list[tuple[int, ...]]] = {"protobuf": [], "grpcio": []}
+    for sub_package in PACKAGES.values():
+        for path in sorted((wire_dir / sub_package).glob("*.py")):
+            text = path.read_text()
+            found["protobuf"] += [tuple(int(part) for part in match) for match in _PROTOBUF_FLOOR.findall(text)]
+            found["grpcio"] += [tuple(int(part) for part in match.split(".")) for match in _GRPC_FLOOR.findall(text)]
+    return {name: ".".join(map(str, max(versions))) for name, versions in found.items() if versions}
+
+
 def stale_files() -> list[str]:
-    """Generated files that differ from (or are missing in, or are extra in) the committed wire package."""
+    """Generated files whose messages or services differ from (or are missing in, or extra in) the committed package.
+
+    Version stamps are not compared (``without_stamps``).
+    """
     with tempfile.TemporaryDirectory(prefix="knnserve-proto-") as tmp:
         fresh_root = Path(tmp)
         fresh = set(generate(fresh_root))
@@ -109,7 +147,7 @@ def stale_files() -> list[str]:
         problems += [
             f"{path} differs"
             for path in sorted(fresh & committed)
-            if not filecmp.cmp(fresh_root / path, WIRE_DIR / path, shallow=False)
+            if without_stamps((fresh_root / path).read_text()) != without_stamps((WIRE_DIR / path).read_text())
         ]
         return problems
 

@@ -290,6 +290,6 @@ def test_the_lock_check_finds_a_missing_and_an_excluded_pin() -> None:
     pins = lock_deps.read_lock()
     assert lock_deps.lock_problems(pins, closure) == []
     missing = {k: v for k, v in pins.items() if k != "faiss-cpu"}
-    assert lock_deps.lock_problems(missing, closure) == ["faiss-cpu: needed at run time but not locked"]
+    assert lock_deps.lock_problems(missing, closure) == ["faiss-cpu: needed but not locked"]
     old = {**pins, "numpy": "1.0.0"}
     assert any(problem.startswith("numpy==1.0.0: excluded by") for problem in lock_deps.lock_problems(old, closure))
