@@ -128,6 +128,11 @@ def generated_versions(wire_dir: Path | None = None) -> dict[str, str]:
     return {name: ".".join(map(str, max(versions))) for name, versions in found.items() if versions}
 
 
+def _is_generated(name: str) -> bool:
+    """Whether a file of a wire sub-package is protoc's (the codec modules beside them are written by hand)."""
+    return name == "__init__.py" or re.fullmatch(r"\w+_pb2(_grpc)?\.pyi?", name) is not None
+
+
 def stale_files() -> list[str]:
     """Generated files whose messages or services differ from (or are missing in, or extra in) the committed package.
 
@@ -140,7 +145,7 @@ def stale_files() -> list[str]:
             path.relative_to(WIRE_DIR)
             for sub_package in PACKAGES.values()
             for path in (WIRE_DIR / sub_package).glob("*")
-            if path.is_file() and path.suffix in {".py", ".pyi"}
+            if path.is_file() and _is_generated(path.name)
         }
         problems = [f"{path} missing" for path in sorted(fresh - committed)]
         problems += [f"{path} not produced by the .proto files" for path in sorted(committed - fresh)]

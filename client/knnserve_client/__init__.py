@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from knnserve_client.client import Client
     from knnserve_client.wire.errors import InvalidInputError
     from knnserve_client.wire.limits import ServerLimits
-    from knnserve_client.wire.messages import ClassifyResult, HeadResult, IndexInfo, ModelInfo, Neighbors, SearchResult
+    from knnserve_client.wire.model_info import IndexInfo, ModelInfo
+    from knnserve_client.wire.results import ClassifyResult, HeadResult, Neighbors, SearchResult
     from knnserve_client.wire.query import KnnQuery
     from knnserve_client.wire.status import (
         DeadlineExceededError,
@@ -33,12 +34,12 @@ _EXPORTS = {
     "RetryPolicy": "channel",
     "KnnQuery": "wire.query",
     "ServerLimits": "wire.limits",
-    "ClassifyResult": "wire.messages",
-    "HeadResult": "wire.messages",
-    "IndexInfo": "wire.messages",
-    "ModelInfo": "wire.messages",
-    "Neighbors": "wire.messages",
-    "SearchResult": "wire.messages",
+    "ClassifyResult": "wire.results",
+    "HeadResult": "wire.results",
+    "IndexInfo": "wire.model_info",
+    "ModelInfo": "wire.model_info",
+    "Neighbors": "wire.results",
+    "SearchResult": "wire.results",
     "DeadlineExceededError": "wire.status",
     "InvalidArgumentError": "wire.status",
     "KnnServeClientError": "wire.status",

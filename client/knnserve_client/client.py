@@ -12,15 +12,17 @@ import grpc
 import numpy as np
 
 from knnserve_client.channel import RetryPolicy, make_channel
-from knnserve_client.wire.enums import HEADS
 from knnserve_client.wire.errors import InvalidInputError
 from knnserve_client.wire.limits import DEFAULT_MAX_MESSAGE_BYTES, ServerLimits
-from knnserve_client.wire.messages import ClassifyResult, ModelInfo, SearchResult, query_into
+from knnserve_client.wire.model_info import ModelInfo
 from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.results import ClassifyResult, SearchResult
 from knnserve_client.wire.status import from_rpc_error
-from knnserve_client.wire.tensors import to_tensor
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
+from knnserve_client.wire.v1.codec import from_proto, query_into
+from knnserve_client.wire.v1.enums import HEAD
+from knnserve_client.wire.v1.tensors import to_tensor
 
 T = TypeVar("T")
 
@@ -95,14 +97,14 @@ class Client:
     def models(self, *, timeout: float | None = None) -> list[ModelInfo]:
         """Every served model, at its newest version, sorted by name."""
         response = self._call(self._stub.ListModels, pb.ListModelsRequest(), timeout)
-        models = [ModelInfo.from_proto(m) for m in response.models]
+        models = [from_proto(m) for m in response.models]
         self._remember(response.limits, {(info.name, None): info for info in models})
         return models
 
     def model(self, name: str, version: int | None = None, *, timeout: float | None = None) -> ModelInfo:
         """One model at one version (default: its newest)."""
         response = self._call(self._stub.GetModel, pb.GetModelRequest(name=name, version=version), timeout)
-        info = ModelInfo.from_proto(response.model)
+        info = from_proto(response.model)
         self._remember(response.limits, {(name, version): info})
         return info
 
@@ -139,7 +141,7 @@ class Client:
         """
         query = KnnQuery(k=k, weights=weights, tie_break=tie_break, nprobe=nprobe, ef_search=ef_search, top_n=top_n)
         template = self.classify_request(model, version=version, heads=heads, query=query, return_neighbors=return_neighbors)
-        parts = self._chunked(self._stub.Classify, template, x, timeout, ClassifyResult.from_proto)
+        parts = self._chunked(self._stub.Classify, template, x, timeout, from_proto)
         return ClassifyResult.concat(parts)
 
     def search(
@@ -156,7 +158,7 @@ class Client:
         """The k nearest training vectors of each row: ids, distances (true scale) and labels."""
         query = KnnQuery(k=k, nprobe=nprobe, ef_search=ef_search)
         template = query_into(pb.SearchRequest(model=model, version=version), query)
-        parts = self._chunked(self._stub.Search, template, x, timeout, SearchResult.from_proto)
+        parts = self._chunked(self._stub.Search, template, x, timeout, from_proto)
         return SearchResult.concat(parts)
 
     def classify_batches(
@@ -202,7 +204,7 @@ class Client:
             for response in responses:
                 with plan_lock:
                     last = plan.popleft()
-                pending.append(ClassifyResult.from_proto(response))
+                pending.append(from_proto(response))
                 if last:
                     yield ClassifyResult.concat(pending)
                     pending = []
@@ -222,7 +224,7 @@ class Client:
         request = pb.ClassifyRequest(
             model=model,
             version=version,
-            heads=[HEADS.to_wire(head) for head in heads or ()],
+            heads=[HEAD.to_wire(head) for head in heads or ()],
             return_neighbors=return_neighbors,
         )
         return query_into(request, query)
@@ -237,7 +239,7 @@ class Client:
 
     def _remember(self, limits: pb.ServerLimits, described: dict[tuple[str, int | None], ModelInfo]) -> None:
         with self._lock:
-            self._limits = ServerLimits.from_proto(limits)
+            self._limits = from_proto(limits)
             self._described.update(described)
 
     def _neighbors_per_row(self, request: Any) -> int | None:
@@ -246,7 +248,7 @@ class Client:
         The default comes from the models the server already described (``limits()`` lists them),
         else from one GetModel call.
         """
-        if isinstance(request, pb.ClassifyRequest) and request.heads and HEADS.to_wire("knn") not in request.heads:
+        if isinstance(request, pb.ClassifyRequest) and request.heads and HEAD.to_wire("knn") not in request.heads:
             return None
         if request.HasField("k"):
             return int(request.k)

@@ -14,7 +14,7 @@ from typing import Any
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.extractor import ExtractorRecord, match_images
 from knnserve.index import backend
-from knnserve.query import QueryBounds
+from knnserve.query import QueryBounds, check_bounds
 from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH
 from knnserve_client.wire.query import KnnQuery
 
@@ -25,20 +25,10 @@ def _refuse(field: str, expected: str, got: object) -> BundleError:
 
 def check_defaults(defaults: KnnQuery, bounds: QueryBounds) -> None:
     """The default query must be one the index can run: k, nprobe, ef_search and top_n within bounds."""
-    if defaults.k is not None and defaults.k > bounds.ntotal:
-        raise _refuse("knn.k", f"at most ntotal={bounds.ntotal}", defaults.k)
-    if defaults.nprobe is not None:
-        if bounds.nlist is None:
-            raise _refuse("knn.nprobe", "unset (the index has no inverted lists)", defaults.nprobe)
-        if defaults.nprobe > bounds.nlist:
-            raise _refuse("knn.nprobe", f"at most nlist={bounds.nlist}", defaults.nprobe)
-    if defaults.ef_search is not None:
-        if bounds.max_ef_search is None:
-            raise _refuse("knn.ef_search", "unset (the index is not HNSW)", defaults.ef_search)
-        if defaults.ef_search > bounds.max_ef_search:
-            raise _refuse("knn.ef_search", f"at most {bounds.max_ef_search}", defaults.ef_search)
-    if defaults.top_n is not None and defaults.top_n > bounds.n_classes:
-        raise _refuse("knn.top_n", f"at most the {bounds.n_classes} classes", defaults.top_n)
+    try:
+        check_bounds(defaults, bounds)
+    except InvalidInputError as exc:
+        raise _refuse(f"knn.{exc.field}", exc.expected, exc.got) from None
 
 
 def check_extractor(record: ExtractorRecord, input_shape: tuple[int, ...]) -> None:
@@ -55,7 +45,7 @@ def check_extractor(record: ExtractorRecord, input_shape: tuple[int, ...]) -> No
         raise _refuse("extractor.parity.passed", "true (the ONNX graph matched torch when it was exported)", False)
 
 
-def check_model(model: Any) -> None:
+def check_bundle_parts(model: Any) -> None:
     """Raise BundleError naming the first manifest field that disagrees with the loaded parts of ``model``.
 
     ``model`` is a ``KNNModel`` (typed loosely: model.py calls this while loading).
@@ -91,4 +81,4 @@ def check_model(model: Any) -> None:
     check_defaults(model.defaults, model.bounds(DEFAULT_MAX_EF_SEARCH))
 
 
-__all__ = ["check_defaults", "check_extractor", "check_model"]
+__all__ = ["check_defaults", "check_extractor", "check_bundle_parts"]

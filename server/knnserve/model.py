@@ -12,7 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from knnserve.bundle import DatasetInfo, IndexRecord, Manifest, load_bundle, save_bundle
-from knnserve.consistency import check_model
+from knnserve.consistency import check_bundle_parts
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.features.extractor import Extractor
 from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
@@ -255,7 +255,7 @@ class KNNModel:
             kernel=kernel,
         )
         try:
-            check_model(model)
+            check_bundle_parts(model)
         except BundleError as exc:
             raise BundleError(f"{path}: {exc}") from None
         return model

@@ -40,31 +40,41 @@ class QueryBounds:
         return cls(ntotal, nlist, max_ef_search if hnsw else None, n_classes)
 
 
+def check_bounds(query: KnnQuery, bounds: QueryBounds) -> None:
+    """Raise InvalidInputError naming the first set field of ``query`` that ``bounds`` do not allow.
+
+    The one statement of what a model allows: a request's query is checked by ``resolve_query``, a
+    bundle's stored defaults by ``consistency.check_defaults``, both through here. A knob the index
+    does not have (nprobe without inverted lists, ef_search off HNSW) must be unset.
+    """
+    if query.nprobe is not None and bounds.nlist is None:
+        raise InvalidInputError("nprobe", "unset: this index has no inverted lists", query.nprobe)
+    if query.ef_search is not None and not bounds.hnsw:
+        raise InvalidInputError("ef_search", "unset: this index is not HNSW", query.ef_search)
+    if query.k is not None and query.k > bounds.ntotal:
+        raise InvalidInputError("k", f"an integer between 1 and {bounds.ntotal} (the number of indexed vectors)", query.k)
+    if query.nprobe is not None and query.nprobe > (bounds.nlist or 0):
+        raise InvalidInputError("nprobe", f"an integer between 1 and nlist={bounds.nlist}", query.nprobe)
+    if query.ef_search is not None and query.ef_search > (bounds.max_ef_search or 0):
+        raise InvalidInputError("ef_search", f"an integer between 1 and {bounds.max_ef_search} (the server's limit)", query.ef_search)
+    if query.top_n is not None and query.top_n > bounds.n_classes:
+        raise InvalidInputError("top_n", f"an integer between 0 and {bounds.n_classes} (the number of classes)", query.top_n)
+
+
 def resolve_query(query: KnnQuery, defaults: KnnQuery, bounds: QueryBounds) -> KnnQuery:
     """``query`` with unset fields taken from ``defaults``, validated against ``bounds``.
 
     A search knob the index does not have is an error when the query sets it, and dropped when
     only the defaults do. Raises InvalidInputError naming the field and the allowed range.
     """
-    if query.nprobe is not None and bounds.nlist is None:
-        raise InvalidInputError("nprobe", "unset: this index has no inverted lists", query.nprobe)
-    if query.ef_search is not None and not bounds.hnsw:
-        raise InvalidInputError("ef_search", "unset: this index is not HNSW", query.ef_search)
     merged = query.or_defaults(defaults).or_defaults(BASE_DEFAULTS)
-    k = merged.k
-    assert k is not None
-    if k > bounds.ntotal:
-        raise InvalidInputError("k", f"an integer between 1 and {bounds.ntotal} (the number of indexed vectors)", k)
-    nprobe = merged.nprobe if bounds.nlist is not None else None
-    if nprobe is not None and nprobe > (bounds.nlist or 0):
-        raise InvalidInputError("nprobe", f"an integer between 1 and nlist={bounds.nlist}", nprobe)
-    ef_search = merged.ef_search if bounds.hnsw else None
-    if ef_search is not None and ef_search > (bounds.max_ef_search or 0):
-        raise InvalidInputError("ef_search", f"an integer between 1 and {bounds.max_ef_search} (the server's limit)", ef_search)
-    top_n = min(DEFAULT_TOP_N, bounds.n_classes) if merged.top_n is None else merged.top_n
-    if top_n > bounds.n_classes:
-        raise InvalidInputError("top_n", f"an integer between 0 and {bounds.n_classes} (the number of classes)", top_n)
-    return merged.replace(nprobe=nprobe, ef_search=ef_search, top_n=top_n)
+    merged = merged.replace(
+        nprobe=merged.nprobe if bounds.nlist is not None else query.nprobe,
+        ef_search=merged.ef_search if bounds.hnsw else query.ef_search,
+        top_n=min(DEFAULT_TOP_N, bounds.n_classes) if merged.top_n is None else merged.top_n,
+    )
+    check_bounds(merged, bounds)
+    return merged
 
 
-__all__ = ["BASE_DEFAULTS", "QueryBounds", "resolve_query"]
+__all__ = ["BASE_DEFAULTS", "QueryBounds", "check_bounds", "resolve_query"]

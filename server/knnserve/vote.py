@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from knnserve.errors import InvalidInputError
-from knnserve_client.wire.query import TIE_BREAKS, WEIGHTS
+from knnserve_client.wire.query import check_choice
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,6 @@ class VoteResult:
     probabilities: np.ndarray
 
 
-def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidInputError(field, f"one of {', '.join(choices)}", repr(value))
-
-
 def neighbor_labels(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Class of each neighbor id (n, k) from the training ``labels``; -1 where the id is -1 (none found)."""
     return np.where(ids >= 0, labels[np.maximum(ids, 0)], -1)
@@ -44,7 +39,7 @@ def neighbor_labels(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 def neighbor_weights(distances: np.ndarray, valid: np.ndarray, weights: str) -> np.ndarray:
     """Vote weight of each neighbor (n, k), zero where ``valid`` is False."""
-    _check_choice("weights", weights, WEIGHTS)
+    check_choice("weights", weights)
     if weights == "uniform":
         return valid.astype(np.float64)
     dist = np.where(valid, distances.astype(np.float64), np.inf)
@@ -78,7 +73,7 @@ def vote(
     Written with as few numpy passes as the rules allow: served requests are often one row, where
     each numpy call's fixed cost (about a microsecond) is most of the work.
     """
-    _check_choice("tie_break", tie_break, TIE_BREAKS)
+    check_choice("tie_break", tie_break)
     labels = np.asarray(neighbor_labels)
     if labels.ndim != 2 or labels.shape != np.shape(distances):
         raise InvalidInputError("neighbor_labels", "a (n, k) array matching distances", f"shape {labels.shape}")

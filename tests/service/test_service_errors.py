@@ -15,7 +15,7 @@ from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client.wire.v1 import tensor_pb2
 from knnserve_client import Client, InvalidArgumentError, NotFoundError, ServerError
-from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.v1.tensors import to_tensor
 
 F32 = tensor_pb2.DTYPE_FLOAT32
 

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.v1.tensors import to_tensor
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client.wire.v1 import tensor_pb2

@@ -11,7 +11,7 @@ import pytest
 from knnserve.linear import LinearClassifier
 from knnserve.model import KNNModel
 from knnserve.service.config import ServeConfig
-from knnserve.dataplane.plane import top_classes
+from knnserve.answers import top_classes
 from knnserve.service.server import KnnServer
 from knnserve_client import Client, InvalidArgumentError
 from service_bundles import blob_data, save_model

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 from knnserve.dataplane.config import BatchConfig
 from knnserve.model import KNNModel
 from knnserve_client import Client, InvalidArgumentError
-from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.v1.tensors import to_tensor
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 

@@ -6,11 +6,11 @@ import grpc
 import numpy as np
 import pytest
 
-from knnserve.dataplane.plane import top_classes
+from knnserve.answers import top_classes
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client import Client
-from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.v1.tensors import to_tensor
 from knnserve_client.wire.query import KnnQuery
 
 

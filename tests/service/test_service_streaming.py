@@ -9,7 +9,7 @@ import pytest
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client import Client, InvalidArgumentError
-from knnserve_client.wire.tensors import from_tensor, to_tensor
+from knnserve_client.wire.v1.tensors import from_tensor, to_tensor
 from knnserve_client.wire.query import KnnQuery
 
 

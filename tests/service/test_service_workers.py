@@ -23,7 +23,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from knnserve_client.wire.status import REQUEST_ID_KEY
-from knnserve_client.wire.tensors import to_tensor
+from knnserve_client.wire.v1.tensors import to_tensor
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 

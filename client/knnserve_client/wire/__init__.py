@@ -1,6 +1,13 @@
-"""The wire contract both ends import: generated stubs (``v1``), the tensor codec, enum tables, the
-query type, result types mirrored from the proto messages, limits, and the error/status mapping.
+"""The wire contract both ends import, in two parts.
 
-Nothing here imports the server (``knnserve``), FAISS or scikit-learn; the modules without gRPC in
-them (``errors``, ``query``) import neither grpc nor protobuf, so the server's numpy core can use them.
+Plain types, with no grpc or protobuf import, which the server's numpy core, its data plane and
+batch jobs use: ``query`` (KnnQuery and the option names), ``errors``, ``limits`` (ServerLimits),
+``results`` (ClassifyResult, SearchResult, HeadResult, Neighbors) and ``model_info`` (ModelInfo and
+its parts).
+
+One codec per protocol, each beside its generated modules: ``v1/`` (``knnserve.v1``: ``codec``,
+``tensors``, ``enums``) and ``inference/`` (the Open Inference Protocol: ``codec``); and ``status``, the
+one mapping between exceptions and gRPC status codes that both protocols' servicers and the client use.
+
+Nothing here imports the server (``knnserve``), FAISS or scikit-learn.
 """

@@ -1,11 +1,10 @@
-"""Per-request limits a server announces (ServerLimits) and how many rows of a request fit under them."""
+"""Per-request limits a server announces (ServerLimits) and how many rows of a request fit under them (no protobuf)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from knnserve_client.wire.errors import InvalidInputError
-from knnserve_client.wire.v1 import knnserve_pb2 as pb
 
 # One default for both ends: the largest request message a server accepts and a client sends.
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -52,25 +51,6 @@ class ServerLimits:
                 "k", f"at most {self.max_neighbors_per_request} (the server's max_neighbors_per_request)", k
             )
         return int(rows)
-
-    def to_proto(self) -> pb.ServerLimits:
-        """The ServerLimits message."""
-        return pb.ServerLimits(
-            max_message_bytes=self.max_message_bytes,
-            max_rows_per_request=self.max_rows_per_request,
-            max_neighbors_per_request=self.max_neighbors_per_request,
-            max_ef_search=self.max_ef_search,
-        )
-
-    @classmethod
-    def from_proto(cls, message: pb.ServerLimits) -> ServerLimits:
-        """Decode a ServerLimits message."""
-        return cls(
-            max_message_bytes=message.max_message_bytes,
-            max_rows_per_request=message.max_rows_per_request,
-            max_neighbors_per_request=message.max_neighbors_per_request,
-            max_ef_search=message.max_ef_search or DEFAULT_MAX_EF_SEARCH,  # 0: a server from before the field
-        )
 
 
 __all__ = [

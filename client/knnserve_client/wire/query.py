@@ -28,6 +28,8 @@ MAX_OPTION_VALUE = 2**32 - 1
 DEFAULT_TOP_N = 5
 _MINIMUM = {"k": 1, "nprobe": 1, "ef_search": 1, "top_n": 0}
 _CHOICES = {"weights": WEIGHTS, "tie_break": TIE_BREAKS}
+# The options given by name (strings); every other option is an integer.
+NAMED_OPTIONS: tuple[str, ...] = tuple(_CHOICES)
 
 
 def _as_int(field: str, value: Any, minimum: int) -> int:
@@ -42,6 +44,13 @@ def _as_int(field: str, value: Any, minimum: int) -> int:
     if number > MAX_OPTION_VALUE:
         raise InvalidInputError(field, f"an integer of at most {MAX_OPTION_VALUE} (uint32 on the wire)", number)
     return number
+
+
+def check_choice(field: str, value: object) -> None:
+    """InvalidInputError unless ``value`` is one of the names ``field`` (weights, tie_break) allows."""
+    choices = _CHOICES[field]
+    if value not in choices:
+        raise InvalidInputError(field, f"one of {', '.join(choices)}", repr(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +84,10 @@ class KnnQuery:
             value = getattr(self, field)
             if value is not None:
                 object.__setattr__(self, field, _as_int(field, value, minimum))
-        for field, choices in _CHOICES.items():
+        for field in _CHOICES:
             value = getattr(self, field)
-            if value is not None and value not in choices:
-                raise InvalidInputError(field, f"one of {', '.join(choices)}", repr(value))
+            if value is not None:
+                check_choice(field, value)
 
     def or_defaults(self, defaults: KnnQuery) -> KnnQuery:
         """This query with every unset field taken from ``defaults``."""
@@ -105,4 +114,4 @@ def query_fields() -> tuple[str, ...]:
     return _FIELD_NAMES
 
 
-__all__ = ["DEFAULT_TOP_N", "HEADS", "MAX_OPTION_VALUE", "TIE_BREAKS", "WEIGHTS", "KnnQuery", "query_fields"]
+__all__ = ["DEFAULT_TOP_N", "HEADS", "MAX_OPTION_VALUE", "TIE_BREAKS", "WEIGHTS", "NAMED_OPTIONS", "KnnQuery", "check_choice", "query_fields"]

@@ -6,16 +6,15 @@ import hashlib
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
-import numpy as np
 
+from knnserve.answers import answer, no_answers
 from knnserve.batch.results import ResultBatch, assemble
 from knnserve.batch.rows import RowBatch, RowSpec
 from knnserve.batch.spec import ModelFacts
 from knnserve.bundle import MANIFEST
-from knnserve.dataplane.plane import head_result
 from knnserve.model import KNNModel
+from knnserve.versions import bundle_version
 from knnserve_client.wire.errors import InvalidInputError
-from knnserve_client.wire.messages import HeadResult, Neighbors
 from knnserve_client.wire.query import KnnQuery
 
 # Rows searched at once. Several single-threaded searches of this size in parallel kept up with one
@@ -71,35 +70,14 @@ class ModelClassifier:
     def classify_piece(self, rows: RowBatch) -> ResultBatch:
         """Results for a piece of at most SEARCH_ROWS rows: one search, one vote, per head."""
         good = rows.good
-        answers: dict[str, HeadResult] = {}
-        found: Neighbors | None = None
         top_n = self.query.top_n or 0
         if good.any():
             prepared = self.model.prepare(rows.x[good], field="input")
-            for head in self.heads:
-                if head == "knn":
-                    voted = self.model.classify_prepared(prepared, self.query)
-                    answers[head] = head_result(voted.predictions, voted.probabilities, top_n)
-                    if self.neighbors:
-                        found = Neighbors(voted.ids.astype(np.int64), voted.distances.astype(np.float32), voted.neighbor_labels)
-                else:
-                    predictions, probabilities = self.model.predict_linear(prepared)
-                    answers[head] = head_result(predictions, probabilities, top_n)
+            voted = self.model.classify_prepared(prepared, self.query) if "knn" in self.heads else None
+            answers = answer(self.model, self.heads, top_n, voted=voted, rows=prepared, with_neighbors=self.neighbors)
         else:
-            k = self.query.k or 0
-            empty = HeadResult(np.zeros(0, np.int64), np.zeros((0, top_n), np.int32), np.zeros((0, top_n), np.float32))
-            answers = dict.fromkeys(self.heads, empty)
-            if self.neighbors:
-                found = Neighbors(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), np.zeros((0, k), np.int64))
-        return assemble(rows, answers, found)
-
-
-
-
-def bundle_version(path: Path) -> int:
-    """A bundle's version as the server would serve it: its folder name under NAME/VERSION/, else 1 (like ``serve --model``)."""
-    name = Path(path).resolve().name
-    return int(name) if name.isdigit() and int(name) >= 1 else 1
+            answers = no_answers(self.heads, top_n, self.query.k or 0, with_neighbors=self.neighbors)
+        return assemble(rows, answers.heads(), answers.neighbors)
 
 
 def bundle_facts(path: Path, model: KNNModel, query: KnnQuery) -> ModelFacts:
@@ -119,4 +97,4 @@ def bundle_facts(path: Path, model: KNNModel, query: KnnQuery) -> ModelFacts:
     )
 
 
-__all__ = ["SEARCH_ROWS", "ModelClassifier", "bundle_facts", "bundle_version"]
+__all__ = ["SEARCH_ROWS", "ModelClassifier", "bundle_facts"]

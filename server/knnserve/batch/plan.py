@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, astuple, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 
 from knnserve.errors import DatasetError
 
@@ -48,16 +48,6 @@ class Shard:
     number: int
     segments: tuple[Segment, ...]
     rows: int
-
-    def to_json(self) -> str:
-        """The shard as JSON (how Ray tasks receive it)."""
-        return json.dumps({"number": self.number, "rows": self.rows, "segments": [list(astuple(s)) for s in self.segments]})
-
-    @classmethod
-    def from_json(cls, text: str) -> Shard:
-        """The shard :meth:`to_json` wrote."""
-        data = json.loads(text)
-        return cls(data["number"], tuple(Segment(*s) for s in data["segments"]), data["rows"])
 
 
 @dataclass(frozen=True)
@@ -119,9 +109,4 @@ class Plan:
         return ""
 
 
-def files_of(shard: Shard, files: Sequence[InputFile]) -> list[InputFile]:
-    """The input files a shard's segments read, in order."""
-    return [files[s.file] for s in shard.segments]
-
-
-__all__ = ["InputFile", "Plan", "Segment", "Shard", "files_of"]
+__all__ = ["InputFile", "Plan", "Segment", "Shard"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from knnserve.batch.rows import RowBatch
-from knnserve_client.wire.messages import HeadResult, Neighbors
+from knnserve_client.wire.results import HeadResult, Neighbors
 
 # Internal column names; ``schema.py`` maps them to the documented output columns.
 SOURCE, INDEX, ERROR = "source", "index", "error"

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from knnserve.batch.output import FORMATS
 from knnserve.cli.bundles import HEAD_CHOICES, heads_of
 from knnserve.cli.options import (
     POSITIVE,
@@ -14,7 +15,7 @@ from knnserve.cli.options import (
     add_common_options,
     add_query_options,
     add_threads_option,
-    query_of,
+    query_from_args,
     tls_of,
     token_of,
 )
@@ -53,7 +54,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from knnserve.batch.engines.errors import ClusterError
 
     _check_combinations(args.parser, args)
-    query = query_of(args).replace(top_n=args.top_n)
+    query = query_from_args(args).replace(top_n=args.top_n)
     spec = JobSpec(
         inputs=tuple(args.input), out=args.out, fmt=args.format, heads=heads_of(args.method), query=query,
         neighbors=args.neighbors, shard_rows=args.shard_rows or DEFAULT_SHARD_ROWS, read=ReadOptions(column=args.column),
@@ -96,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True,
                         help="output folder: part-NNNNN.parquet|csv, _errors.csv, _job.json (rerun the same command to resume)")
     parser.add_argument("--model", required=True, help="bundle folder; with --server, the served model's name")
-    parser.add_argument("--format", choices=("parquet", "csv"), default="parquet", help="part file format (default: parquet)")
+    parser.add_argument("--format", choices=FORMATS, default="parquet", help="part file format (default: parquet)")
     parser.add_argument("--column", default=None,
                         help="the Parquet column or .npz array holding the rows (default: the only usable one)")
     parser.add_argument("--method", choices=HEAD_CHOICES, default="knn",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from knnserve.cli.options import add_common_options, add_query_options, add_threads_option, query_of
+from knnserve.cli.options import add_common_options, add_query_options, add_threads_option, query_from_args
 
 HEAD_CHOICES = ("knn", "linear", "both")
 
@@ -24,7 +24,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from knnserve.model import KNNModel
     from knnserve.outputs import write_predictions_csv
 
-    query = query_of(args)
+    query = query_from_args(args)
     set_num_threads(args.threads)
     model = KNNModel.load(args.model)
     rows = model.prepare(read_input_array(args.input), field="input")

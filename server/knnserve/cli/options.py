@@ -62,7 +62,6 @@ class Ranged:
 
 POSITIVE = Ranged(int, 1)
 OPTION_VALUE = Ranged(int, 1, MAX_OPTION_VALUE)
-NON_NEGATIVE = Ranged(int, 0)
 PORT = Ranged(int, 0, 65535)
 SECONDS = Ranged(float, 0.0)
 NON_NEGATIVE_NUMBER = Ranged(float, 0.0)
@@ -109,7 +108,7 @@ def add_query_options(parser: argparse.ArgumentParser, *, training: bool = False
                         help=f"HNSW search breadth, {note} (default: {defaults['ef-search']})")
 
 
-def query_of(args: argparse.Namespace) -> KnnQuery:
+def query_from_args(args: argparse.Namespace) -> KnnQuery:
     """The KnnQuery the query options describe (``--k auto`` leaves k unset)."""
     k = None if args.k == "auto" else args.k
     return KnnQuery(k=k, weights=args.weights, tie_break=args.tie_break, nprobe=args.nprobe, ef_search=args.ef_search)
@@ -156,7 +155,6 @@ def add_client_options(parser: argparse.ArgumentParser, *, timeout: float = 60.0
 
 
 __all__ = [
-    "NON_NEGATIVE",
     "NON_NEGATIVE_NUMBER",
     "OPTION_VALUE",
     "PORT",
@@ -172,7 +170,7 @@ __all__ = [
     "add_threads_option",
     "add_tls_client_options",
     "add_token_options",
-    "query_of",
+    "query_from_args",
     "tls_of",
     "token_of",
 ]

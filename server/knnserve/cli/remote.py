@@ -6,23 +6,23 @@ import argparse
 from pathlib import Path
 
 from knnserve.cli.bundles import HEAD_CHOICES, heads_of
-from knnserve.cli.options import POSITIVE, add_client_options, add_common_options, add_query_options, query_of, tls_of, token_of
+from knnserve.cli.options import POSITIVE, add_client_options, add_common_options, add_query_options, query_from_args, tls_of, token_of
 
 
 def run_classify(args: argparse.Namespace) -> int:
     """Classify a file's rows on a server; write a CSV like ``knnserve predict``."""
-    from knnserve.service.client_jobs import classify_file
+    from knnserve.commands.remote import classify_file
 
     classify_file(
         args.server, args.model, args.input, args.out, version=args.model_version, heads=heads_of(args.method),
-        query=query_of(args), token=token_of(args), tls=tls_of(args), timeout=args.timeout,
+        query=query_from_args(args), token=token_of(args), tls=tls_of(args), timeout=args.timeout,
     )
     return 0
 
 
 def run_models(args: argparse.Namespace) -> int:
     """Print the served models, one a line, name first."""
-    from knnserve.service.client_jobs import list_models
+    from knnserve.commands.remote import list_models
 
     list_models(args.server, token=token_of(args), tls=tls_of(args), timeout=args.timeout)
     return 0

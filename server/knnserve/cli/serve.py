@@ -105,8 +105,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """The main job of the README: see ``knnserve.service.demo``."""
-    from knnserve.service.demo import run_demo as demo
+    """The main job of the README: see ``knnserve.commands.demo``."""
+    from knnserve.commands.demo import run_demo as demo
 
     demo(models_dir=args.models, dataset=args.dataset, data_dir=args.data_dir, index=args.index,
          linear=not args.no_linear, features=args.features, epochs=args.epochs, request_rows=args.request_rows,

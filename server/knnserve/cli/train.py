@@ -16,7 +16,7 @@ from knnserve.cli.options import (
     add_dataset_options,
     add_query_options,
     add_threads_option,
-    query_of,
+    query_from_args,
 )
 from knnserve.index.spec import ALIASES, METRICS, STORAGES
 from knnserve.training.config import CnnConfig
@@ -41,7 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
         metric=args.metric,
         storage=args.storage,
         preprocess=args.preprocess,
-        defaults=query_of(args),
+        defaults=query_from_args(args),
         choose_k=args.k == "auto",
         cv_folds=args.cv_folds,
     )

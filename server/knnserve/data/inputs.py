@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from knnserve.data.files import read_content
+from knnserve.data.files import load_numpy, read_content
 from knnserve.data.idx import parse_idx
 from knnserve.errors import DatasetError
 
@@ -26,12 +25,7 @@ def read_input_array(path: str | Path) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DatasetError(f"{path}: expected {_EXPECTED} ({error})") from error
+    array = load_numpy(path, _EXPECTED)
     if not isinstance(array, np.ndarray):
         array.close()
         raise DatasetError(f"{path}: expected a single .npy array, got an .npz archive")

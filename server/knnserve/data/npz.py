@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from knnserve.data.arrays import Splits, as_labels, check_pair, check_same_image_shape
+from knnserve.data.files import load_numpy
 from knnserve.errors import DatasetError
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -16,12 +17,7 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 def read_npz(path: str | Path) -> Splits:
     """Read a dataset ``.npz`` (never unpickling); errors name the file and the key."""
     path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise DatasetError(f"{path}: expected an .npz archive written by numpy.savez ({error})") from error
+    archive = load_numpy(path, "an .npz archive written by numpy.savez")
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path}: expected an .npz archive of named arrays, got a single .npy array")
     with archive:

@@ -48,7 +48,8 @@ from knnserve_client.wire.query import KnnQuery
 # by row-aligned extras such as the extractor's features (KNNModel.search_features). Each caller gets
 # its own rows of every part, and the first k columns of distances and ids; an extra of None stays None.
 BatchSearch = Callable[[np.ndarray, KnnQuery], tuple[np.ndarray | None, ...]]
-Found = tuple[np.ndarray | None, ...]
+# One caller's part of a batch's answer: its rows of every part the search returned.
+RowsAnswer = tuple[np.ndarray | None, ...]
 
 log = logging.getLogger(__name__)
 # How long a request over the batch budget waits for a gap between the batches of small requests.
@@ -68,7 +69,7 @@ class BatchObserver(Protocol):
 class Searcher(Protocol):
     """Something that answers searches: a DynamicBatcher or a DirectSearcher."""
 
-    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
+    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[RowsAnswer]:
         """Search prepared float32 rows; the future holds (distances, ids), each (n, query.k)."""
 
     def close(self) -> None:
@@ -86,9 +87,9 @@ class DirectSearcher:
     def __init__(self, search: BatchSearch) -> None:
         self._search = search
 
-    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
+    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[RowsAnswer]:
         """Search now; the returned future is already done."""
-        future: Future[Found] = Future()
+        future: Future[RowsAnswer] = Future()
         future.set_running_or_notify_cancel()
         try:
             _check_deadline(deadline)
@@ -108,7 +109,7 @@ class _Pending:
     key: Hashable
     deadline: float | None
     enqueued: float = field(default_factory=time.monotonic)
-    future: Future[Found] = field(default_factory=Future)
+    future: Future[RowsAnswer] = field(default_factory=Future)
 
 
 class DynamicBatcher:
@@ -146,7 +147,7 @@ class DynamicBatcher:
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[Found]:
+    def submit(self, rows: np.ndarray, query: KnnQuery, *, key: Hashable, deadline: float | None) -> Future[RowsAnswer]:
         """Queue a search; the future completes when its batch has been searched."""
         item = _Pending(rows=rows, query=query, key=key, deadline=deadline)
         if rows.shape[0] * (query.k or 0) > self._config.max_neighbors:
@@ -211,7 +212,7 @@ class DynamicBatcher:
         if self._queue or self._large_waiting or self._closed:
             self._cond.notify_all()
 
-    def _submit_large(self, item: _Pending) -> Future[Found]:
+    def _submit_large(self, item: _Pending) -> Future[RowsAnswer]:
         """Run a request over the batch budget alone, on the large lane (or inline once closed)."""
         if self._closed:
             return DirectSearcher(self._search).submit(item.rows, item.query, key=item.key, deadline=item.deadline)

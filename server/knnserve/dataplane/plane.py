@@ -19,27 +19,17 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
+from knnserve.answers import answer, found_neighbors
 from knnserve.dataplane.registry import ModelRegistry, ServedModel
 from knnserve.features.knn_spec import knn_preprocess_name
-from knnserve.model import KNNModel
+from knnserve.model import KNNModel, Searched
 from knnserve.vote import neighbor_labels
 from knnserve_client.wire.errors import DeadlineExpiredError, InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.limits import ServerLimits
-from knnserve_client.wire.messages import (
-    ClassifyResult,
-    FeatureSpace,
-    HeadResult,
-    IndexInfo,
-    ModelInfo,
-    Neighbors,
-    QueryLimits,
-    SearchResult,
-)
+from knnserve_client.wire.model_info import FeatureSpace, IndexInfo, ModelInfo, QueryLimits
 from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.results import ClassifyResult, SearchResult
 
-# (distances, ids, features): features are the extractor's embeddings of the rows, computed inside
-# the batch's search, when the model has an extractor (the linear head reads them), else None.
-Found = tuple[np.ndarray, np.ndarray, np.ndarray | None]
 
 
 def batch_key(model: KNNModel, query: KnnQuery) -> Hashable:
@@ -50,22 +40,7 @@ def batch_key(model: KNNModel, query: KnnQuery) -> Hashable:
     return (query.nprobe, None)
 
 
-def top_classes(scores: np.ndarray, top_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The top_n classes per row by score, best first (equal scores: lower class index first)."""
-    if top_n == 0:
-        rows = scores.shape[0]
-        return np.empty((rows, 0), np.int32), np.empty((rows, 0), np.float32)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :top_n]
-    return order.astype(np.int32), np.take_along_axis(scores, order, axis=1).astype(np.float32)
-
-
-def head_result(predictions: np.ndarray, scores: np.ndarray, top_n: int) -> HeadResult:
-    """A head's predictions and its top_n classes with their scores."""
-    classes, best = top_classes(np.asarray(scores, dtype=np.float32), top_n)
-    return HeadResult(np.asarray(predictions, dtype=np.int64), classes, best)
-
-
-def wait(future: Future[Found], deadline: float | None) -> Found:
+def wait(future: Future[Searched], deadline: float | None) -> Searched:
     """The future's result, or DeadlineExpiredError once the deadline (``time.monotonic``) passes."""
     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
@@ -133,7 +108,7 @@ class PendingClassify:
         self._deadline = deadline
         self._return_neighbors = return_neighbors
         self._tag = tag
-        self._future: Future[Found] | None = None
+        self._future: Future[Searched] | None = None
         if "knn" in heads:
             key = batch_key(served.model, query)
             self._future = served.searcher.submit(rows, query, key=key, deadline=deadline)
@@ -146,20 +121,15 @@ class PendingClassify:
     def result(self) -> ClassifyResult:
         """Wait for the search (until the deadline), vote, and run the linear head if asked."""
         model = self.served.model
-        top_n = self.query.top_n or 0
-        knn = neighbors = features = None
+        voted = features = None
         if self._future is not None:
             distances, ids, features = wait(self._future, self._deadline)
             voted = model.vote(distances, ids, self.query)
-            knn = head_result(voted.predictions, voted.probabilities, top_n)
-            if self._return_neighbors:
-                neighbors = Neighbors(voted.ids.astype(np.int64), voted.distances.astype(np.float32), voted.neighbor_labels)
-        linear = None
-        if "linear" in self._heads:
-            predictions, probabilities = model.predict_linear(self._rows, features)
-            linear = head_result(predictions, probabilities, top_n)
-        params = self.query if knn is not None else None
-        return ClassifyResult(self.served.name, self.served.version, knn, linear, neighbors, params, self._tag)
+        answers = answer(model, self._heads, self.query.top_n or 0, voted=voted, rows=self._rows, features=features,
+                         with_neighbors=self._return_neighbors)
+        params = self.query if voted is not None else None
+        return ClassifyResult(self.served.name, self.served.version, answers.knn, answers.linear, answers.neighbors,
+                              params, self._tag)
 
 
 class DataPlane:
@@ -255,8 +225,7 @@ class DataPlane:
         model = served.model
         future = served.searcher.submit(rows, resolved, key=batch_key(model, resolved), deadline=deadline)
         distances, ids, _ = wait(future, deadline)
-        found = Neighbors(ids.astype(np.int64), distances.astype(np.float32), neighbor_labels(model.labels, ids))
-        return SearchResult(served.name, served.version, found)
+        return SearchResult(served.name, served.version, found_neighbors(ids, distances, neighbor_labels(model.labels, ids)))
 
     @staticmethod
     def _heads(served: ServedModel, heads: Sequence[str]) -> tuple[str, ...]:
@@ -271,4 +240,4 @@ class DataPlane:
         return tuple(chosen)
 
 
-__all__ = ["DataPlane", "PendingClassify", "batch_key", "feature_space", "head_result", "model_info", "top_classes", "wait"]
+__all__ = ["DataPlane", "PendingClassify", "batch_key", "feature_space", "model_info", "wait"]

@@ -21,11 +21,11 @@ from knnserve.dataplane.batcher import BatchObserver, DirectSearcher, DynamicBat
 from knnserve.dataplane.config import BatchConfig
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.model import KNNModel
+from knnserve.versions import SINGLE_BUNDLE_VERSION, is_complete, version_number
 from knnserve_client.wire.errors import ModelNotFoundError, ModelsNotLoadedError
 
 log = logging.getLogger(__name__)
 
-SINGLE_BUNDLE_VERSION = 1
 # A name from a request is echoed in errors and logs only this long: a 1 MB name must not make a
 # 1 MB error (which would itself exceed the metadata limit) or a 1 MB log line.
 MAX_ECHOED_NAME = 64
@@ -104,13 +104,14 @@ def scan_models_dir(root: Path) -> list[_Found]:
     found: list[_Found] = []
     for name_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for version_dir in sorted(p for p in name_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if not version_dir.name.isdigit() or int(version_dir.name) < 1:
+            number = version_number(version_dir)
+            if number is None:
                 log.warning("skipping %s: a version folder must be named by a positive integer", version_dir)
                 continue
-            if not (version_dir / MANIFEST).is_file():
+            if not is_complete(version_dir):
                 log.warning("skipping %s: no %s (not a bundle, or a partial one)", version_dir, MANIFEST)
                 continue
-            found.append(_Found(name_dir.name, int(version_dir.name), version_dir, _fingerprint(version_dir)))
+            found.append(_Found(name_dir.name, number, version_dir, _fingerprint(version_dir)))
     return found
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knnserve.bundle import MANIFEST, read_manifest
+from knnserve.bundle import read_manifest
 from knnserve.data.dataset import Dataset
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.evaluate.config import EvaluateConfig, IndexRequest
@@ -32,6 +32,7 @@ from knnserve.evaluate.space import RAW, FeatureSpace, check_bundle, model_space
 from knnserve.evaluate.workload import holdout_split, make_workload
 from knnserve.index import ResolvedSpec, build_index, nlist, num_threads, resolve_spec, search
 from knnserve.model import KNNModel
+from knnserve.versions import next_version, version_number
 from knnserve_client.wire.query import KnnQuery
 
 EF_SEARCH_MAX = 4096
@@ -185,12 +186,11 @@ def tune_bundle(path: Path, dataset: Dataset, settings: TuneSettings, cache_dir:
     return tune_index(target, space.base, settings, cache_dir)
 
 
-def next_version(path: Path) -> Path:
-    """The folder of the next version beside a bundle laid out NAME/VERSION/ (the highest version + 1)."""
-    if not path.name.isdigit():
+def tuned_version(path: Path) -> Path:
+    """Where a tuned copy of the bundle at ``path`` goes: the next version beside it (NAME/VERSION/ layout)."""
+    if version_number(path) is None:
         raise InvalidInputError("out", f"a folder for the tuned bundle ({path} is not laid out NAME/VERSION/)", "none")
-    versions = [int(p.name) for p in path.parent.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file()]
-    return path.parent / str(max(versions, default=0) + 1)
+    return next_version(path.parent)
 
 
 def write_tuned_version(path: Path, record: TuningRecord, *, k: int, recall_epsilon: float, out: Path | None = None) -> Path:
@@ -200,7 +200,7 @@ def write_tuned_version(path: Path, record: TuningRecord, *, k: int, recall_epsi
     """
     if record.value is None:
         raise BundleError(f"{path}: recall@k {record.target_recall} was not reached, so no bundle was written")
-    target = out if out is not None else next_version(path)
+    target = out if out is not None else tuned_version(path)
     model = KNNModel.load(path)
     assert model.manifest is not None
     tuned = model.with_defaults(KnnQuery(**{record.parameter: record.value}))

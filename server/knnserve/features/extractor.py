@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from knnserve.errors import BundleError, InvalidInputError
+from knnserve.images import require_image_layout
 
 EXTRACTOR_FILE = "extractor.onnx"
 # Rows per onnxruntime call: bounds the activations' memory (a 28x28 image's are ~200 kB) without
@@ -82,26 +83,15 @@ class ExtractorRecord(_Frozen):
         return f"{self.source}, float32 ({shape}) {self.layout} pixels/{self.scale:g} -> {self.embedding_dim}-d embedding"
 
 
-def image_layout(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """(channels, height, width) of a dataset's image shape: (H, W), (H, W, C) with C in 1..4, or (C, H, W)."""
-    if len(image_shape) == 2:
-        return 1, image_shape[0], image_shape[1]
-    if len(image_shape) == 3 and image_shape[-1] <= 4:
-        return image_shape[2], image_shape[0], image_shape[1]
-    if len(image_shape) == 3 and image_shape[0] <= 4:
-        return image_shape[0], image_shape[1], image_shape[2]
-    raise InvalidInputError("images", "images of shape (H, W), (H, W, C) or (C, H, W) with C <= 4", image_shape)
-
-
 def expected_network_shapes(image_shape: tuple[int, ...]) -> str:
     """The network input shapes that fit images of ``image_shape``, in words."""
-    c, h, w = image_layout(image_shape)
+    c, h, w = require_image_layout(image_shape).chw
     return f"[batch, {c}, {h}, {w}] (NCHW) or [batch, {h}, {w}, {c}] (NHWC)"
 
 
 def match_images(record: ExtractorRecord, image_shape: tuple[int, ...], *, what: str = "features") -> None:
     """InvalidInputError unless the network takes images of ``image_shape`` (channels, height, width)."""
-    c, h, w = image_layout(image_shape)
+    c, h, w = require_image_layout(image_shape).chw
     if (record.channels, *record.hw) != (c, h, w):
         raise InvalidInputError(
             what,
@@ -256,7 +246,6 @@ __all__ = [
     "ExtractorRecord",
     "ParityRecord",
     "expected_network_shapes",
-    "image_layout",
     "inspect_onnx",
     "match_images",
     "network_input",

@@ -119,11 +119,6 @@ def is_hnsw(index: Index) -> bool:
     return _hnsw(index) is not None
 
 
-def type_name(index: Index) -> str:
-    """The FAISS class of the index, e.g. ``IndexHNSWSQ``."""
-    return type(faiss.downcast_index(index)).__name__
-
-
 def serialized_size(index: Index) -> int:
     """Bytes the index takes when serialized (what it costs on disk and, roughly, in memory)."""
     return int(faiss.serialize_index(index).size)
@@ -212,8 +207,11 @@ def search(
 # -- what the search kernels read (knnserve.kernels never imports faiss) ------------------------------
 
 
-def _as_uint8(values: np.ndarray) -> np.ndarray | None:
-    """``values`` as uint8 when every one is an integer in 0..255 (so the conversion is exact), else None."""
+def exact_uint8(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as uint8 when every one is an integer in 0..255 (so the conversion is exact), else None.
+
+    The test the integer kernels apply to an index's vectors and to a batch's rows alike.
+    """
     with np.errstate(invalid="ignore"):  # out-of-range values cast to garbage, which the comparison rejects
         as_bytes = values.astype(np.uint8)
     return as_bytes if np.array_equal(as_bytes, values) else None
@@ -239,7 +237,7 @@ def flat_uint8_vectors(index: Index) -> np.ndarray | None:
         return None
     n, d = int(inner.ntotal), int(inner.d)
     if isinstance(inner, faiss.IndexFlat):
-        return _as_uint8(faiss.rev_swig_ptr(inner.get_xb(), n * d).reshape(n, d))
+        return exact_uint8(faiss.rev_swig_ptr(inner.get_xb(), n * d).reshape(n, d))
     if isinstance(inner, faiss.IndexScalarQuantizer) and _is_sq8_direct(inner):
         return faiss.vector_to_array(inner.codes).reshape(n, d)  # the byte is the value: no decoding
     return None
@@ -276,7 +274,7 @@ def ivf_uint8_lists(index: Index) -> tuple[list[np.ndarray], list[np.ndarray]] |
         if as_vectors is None:
             codes.append(raw.reshape(size, d))
         else:
-            vectors = _as_uint8(raw.view(as_vectors).reshape(size, d))
+            vectors = exact_uint8(raw.view(as_vectors).reshape(size, d))
             if vectors is None:
                 return None
             codes.append(vectors)
@@ -378,6 +376,5 @@ __all__ = [
     "serialized_size",
     "set_blas_threshold",
     "set_num_threads",
-    "type_name",
     "write_index",
 ]

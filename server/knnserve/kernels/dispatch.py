@@ -18,13 +18,6 @@ from knnserve.kernels.runtime import fan_out
 Kernel = ExactInt8Flat | IvfGemmInt8
 
 
-def exact_uint8(rows: np.ndarray) -> np.ndarray | None:
-    """float32 rows as uint8 when every value is an integer in 0..255, else None (the kernels would not be exact)."""
-    with np.errstate(invalid="ignore"):  # out-of-range values cast to garbage, which the comparison rejects
-        as_bytes = rows.astype(np.uint8)
-    return as_bytes if np.array_equal(as_bytes, rows) else None
-
-
 class KernelDispatch:
     """The kernel a model planned, built once on first use; FAISS (None) where it does not apply."""
 
@@ -78,7 +71,7 @@ class KernelDispatch:
         """The kernel's (squared L2 distances, ids) for float32 ``rows``, or None: let FAISS answer."""
         if not self.wants(rows.shape[0], nprobe):
             return None
-        as_bytes = exact_uint8(rows)
+        as_bytes = backend.exact_uint8(rows)
         if as_bytes is None:
             return None
         kernel = self._get()
@@ -91,4 +84,4 @@ class KernelDispatch:
         return None
 
 
-__all__ = ["KernelDispatch", "exact_uint8"]
+__all__ = ["KernelDispatch"]

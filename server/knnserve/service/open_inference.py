@@ -27,11 +27,12 @@ import numpy as np
 from knnserve import __version__
 from knnserve.dataplane import DataPlane
 from knnserve.service.servicer import deadline_of
-from knnserve.service.v2_codec import decode_input, encode_output, query_of, version_of
 from knnserve_client.wire.errors import InvalidInputError, ModelNotFoundError, ModelsNotLoadedError
 from knnserve_client.wire.inference import grpc_predict_v2_pb2 as v2
 from knnserve_client.wire.inference import grpc_predict_v2_pb2_grpc
-from knnserve_client.wire.messages import ClassifyResult, HeadResult, ModelInfo
+from knnserve_client.wire.inference.codec import decode_input, encode_output, query_from_parameters, version_from_text
+from knnserve_client.wire.model_info import ModelInfo
+from knnserve_client.wire.results import ClassifyResult
 
 INPUT_NAME = "images"
 PLATFORM = "knnserve_faiss"
@@ -63,21 +64,14 @@ def model_outputs(info: ModelInfo) -> list[v2.ModelMetadataResponse.TensorMetada
     return outputs
 
 
-def full_scores(head: HeadResult, classes: int) -> np.ndarray:
-    """The (n, C) score matrix of a head answered with top_n = C (its top classes hold every class)."""
-    scores = np.zeros((head.top_classes.shape[0], classes), np.float32)
-    np.put_along_axis(scores, head.top_classes.astype(np.int64), head.top_scores, axis=1)
-    return scores
-
-
 def output_array(name: str, result: ClassifyResult, classes: int) -> np.ndarray:
     """One named output of a classification."""
     knn, linear, neighbors = result.knn, result.linear, result.neighbors
     arrays = {
         "predictions": lambda: knn.predictions,  # type: ignore[union-attr]
-        "scores": lambda: full_scores(knn, classes),  # type: ignore[arg-type]
+        "scores": lambda: knn.class_scores(classes),  # type: ignore[union-attr]
         "linear_predictions": lambda: linear.predictions,  # type: ignore[union-attr]
-        "linear_scores": lambda: full_scores(linear, classes),  # type: ignore[arg-type]
+        "linear_scores": lambda: linear.class_scores(classes),  # type: ignore[arg-type]
         "neighbor_ids": lambda: neighbors.ids,  # type: ignore[union-attr]
         "neighbor_distances": lambda: neighbors.distances,  # type: ignore[union-attr]
         "neighbor_labels": lambda: neighbors.labels,  # type: ignore[union-attr]
@@ -99,7 +93,7 @@ class OpenInferenceServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceService
         return v2.ServerReadyResponse(ready=self._ready())
 
     def ModelReady(self, request: v2.ModelReadyRequest, context: grpc.ServicerContext) -> v2.ModelReadyResponse:
-        version = version_of(request.version, "version")
+        version = version_from_text(request.version, "version")
         try:
             self._plane.describe(request.name, version, field="name")
         except (ModelNotFoundError, ModelsNotLoadedError):
@@ -110,14 +104,14 @@ class OpenInferenceServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceService
         return v2.ServerMetadataResponse(name="knnserve", version=__version__, extensions=[])
 
     def ModelMetadata(self, request: v2.ModelMetadataRequest, context: grpc.ServicerContext) -> v2.ModelMetadataResponse:
-        info = self._plane.describe(request.name, version_of(request.version, "version"), field="name")
+        info = self._plane.describe(request.name, version_from_text(request.version, "version"), field="name")
         datatype = "UINT8" if info.input_dtype == "uint8" else "FP32"
         image = v2.ModelMetadataResponse.TensorMetadata(name=INPUT_NAME, datatype=datatype, shape=[-1, *info.input_shape])
         return v2.ModelMetadataResponse(name=info.name, versions=[str(v) for v in info.versions], platform=PLATFORM,
                                         inputs=[image], outputs=model_outputs(info))
 
     def ModelInfer(self, request: v2.ModelInferRequest, context: grpc.ServicerContext) -> v2.ModelInferResponse:
-        version = version_of(request.model_version, "model_version")
+        version = version_from_text(request.model_version, "model_version")
         if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
             names = [tensor.name for tensor in request.inputs]
             raise InvalidInputError("inputs", f"one input named {INPUT_NAME!r} (ModelMetadata)", names)
@@ -125,7 +119,7 @@ class OpenInferenceServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceService
             raise InvalidInputError("raw_input_contents", "at most one entry (one input)", len(request.raw_input_contents))
         raw = request.raw_input_contents[0] if request.raw_input_contents else None
         images = decode_input(request.inputs[0], raw, "inputs[0]")
-        query = query_of(request.parameters)
+        query = query_from_parameters(request.parameters)
         info = self._plane.describe(request.model_name, version)
         offered = {tensor.name for tensor in model_outputs(info)}
         wanted = [output.name for output in request.outputs]

@@ -13,12 +13,10 @@ import grpc
 
 from knnserve.dataplane import DataPlane, PendingClassify
 from knnserve.service.streaming import classify_stream
-from knnserve_client.wire.enums import HEADS
-from knnserve_client.wire.errors import InvalidInputError
-from knnserve_client.wire.messages import optional_field, query_from
-from knnserve_client.wire.tensors import INPUT_DTYPES, from_tensor
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
+from knnserve_client.wire.v1.codec import heads_from, query_from, to_proto, version_from
+from knnserve_client.wire.v1.tensors import INPUT_WIRE_DTYPES, from_tensor
 
 # gRPC reports "no deadline" as an enormous time remaining; treat anything beyond this as none.
 NO_DEADLINE_S = 1e7
@@ -32,41 +30,26 @@ def deadline_of(context: grpc.ServicerContext) -> float | None:
     return time.monotonic() + remaining
 
 
-def version_of(message: pb.ClassifyRequest | pb.SearchRequest | pb.GetModelRequest) -> int | None:
-    """The requested version (None = newest); versions are positive integers."""
-    version = optional_field(message, "version")
-    if version is not None and version < 1:
-        raise InvalidInputError("version", "a positive integer, or unset for the newest", version)
-    return version
-
-
-def heads_of(request: pb.ClassifyRequest) -> tuple[str, ...]:
-    """The requested heads as names (empty: every head the model has)."""
-    if any(number == pb.HEAD_UNSPECIFIED for number in request.heads):
-        raise InvalidInputError("heads", "HEAD_KNN or HEAD_LINEAR", "HEAD_UNSPECIFIED")
-    return tuple(HEADS.from_wire(number) or "" for number in request.heads)
-
-
 class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
     """Implements knnserve.v1.KnnServe over a DataPlane."""
 
     def __init__(self, plane: DataPlane, *, stream_window: int = 8) -> None:
         self._plane = plane
-        self._limits = plane.limits.to_proto()
+        self._limits = to_proto(plane.limits)
         self._stream_window = stream_window
 
     def _start(self, request: pb.ClassifyRequest, deadline: float | None) -> PendingClassify:
-        version = version_of(request)
-        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_DTYPES)
+        version = version_from(request)
+        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_WIRE_DTYPES)
         return self._plane.start_classify(
-            request.model, version, inputs, query_from(request), heads_of(request),
+            request.model, version, inputs, query_from(request), heads_from(request),
             return_neighbors=request.return_neighbors, tag=request.tag, deadline=deadline,
         )
 
     def Classify(self, request: pb.ClassifyRequest, context: grpc.ServicerContext) -> pb.ClassifyResponse:
         pending = self._start(request, deadline_of(context))
         context.add_callback(pending.cancel)  # a caller that goes away does not get searched for
-        return pending.result().to_proto()
+        return to_proto(pending.result())
 
     def ClassifyStream(
         self, request_iterator: Iterator[pb.ClassifyRequest], context: grpc.ServicerContext
@@ -76,18 +59,18 @@ class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
                                    window=self._stream_window)
 
     def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
-        version = version_of(request)
-        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_DTYPES)
+        version = version_from(request)
+        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_WIRE_DTYPES)
         result = self._plane.search(request.model, version, inputs, query_from(request), deadline=deadline_of(context))
-        return result.to_proto()
+        return to_proto(result)
 
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        models = [info.to_proto() for info in self._plane.describe_all()]
+        models = [to_proto(info) for info in self._plane.describe_all()]
         return pb.ListModelsResponse(models=models, limits=self._limits)
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        info = self._plane.describe(request.name, version_of(request), field="name")
-        return pb.GetModelResponse(model=info.to_proto(), limits=self._limits)
+        info = self._plane.describe(request.name, version_from(request), field="name")
+        return pb.GetModelResponse(model=to_proto(info), limits=self._limits)
 
 
-__all__ = ["KnnServeServicer", "deadline_of", "heads_of", "version_of"]
+__all__ = ["KnnServeServicer", "deadline_of"]

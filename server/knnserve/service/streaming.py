@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 from knnserve.dataplane import PendingClassify
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1.codec import to_proto
 
 _DONE = object()
 _POLL_S = 0.1
@@ -63,7 +64,7 @@ def classify_stream(
             if isinstance(item, Exception):
                 raise item
             assert isinstance(item, PendingClassify)
-            yield item.result().to_proto()
+            yield to_proto(item.result())
     finally:
         stop.set()
         while True:

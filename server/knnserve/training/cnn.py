@@ -29,7 +29,7 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from knnserve.features.extractor import image_layout  # noqa: E402
+from knnserve.images import require_image_layout  # noqa: E402
 from knnserve.training.config import ARCHITECTURES, CnnConfig  # noqa: E402
 
 
@@ -114,7 +114,7 @@ class TrainedNetwork:
 
 def to_nchw(images: np.ndarray, scale: float = 255.0) -> torch.Tensor:
     """Dataset images (N, H, W) / (N, H, W, C) / (N, C, H, W) as float32 NCHW divided by ``scale`` (pixels: [0, 1])."""
-    c, h, w = image_layout(tuple(images.shape[1:]))
+    c, h, w = require_image_layout(tuple(images.shape[1:])).chw
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[:, None]

@@ -20,10 +20,11 @@ from knnserve.ui.confusion import Confusion, classify_test_split
 from knnserve.ui.dataset_view import DatasetView, Match
 from knnserve.ui.evaluation_plot import latest_evaluation
 from knnserve.ui.gateway import Gateway
-from knnserve.ui.images import decode_data_url, decode_image, describe_shape, image_layout, thumbnail
+from knnserve.images import image_layout
+from knnserve.ui.images import decode_data_url, decode_image, describe_shape, thumbnail
 from knnserve.ui.inspect import classify_one, head_json, votes_json
-from knnserve_client.wire.messages import ModelInfo
-from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.model_info import ModelInfo
+from knnserve_client.wire.query import NAMED_OPTIONS, KnnQuery, query_fields
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +46,29 @@ class UiConfig:
     timeout: float = 60.0
 
 
-def _int(value: Any, field: str, *, minimum: int = 0, optional: bool = False) -> int | None:
+def _int(value: Any, field: str, *, minimum: int | None = 0, optional: bool = False) -> int | None:
+    """A JSON value (number or numeric string) as an integer; ``minimum`` None leaves the range to the caller."""
+    expected = "an integer" if minimum is None else f"an integer >= {minimum}"
     if value is None or value == "":
         if optional:
             return None
-        raise InvalidInputError(field, f"an integer >= {minimum}", "nothing")
+        raise InvalidInputError(field, expected, "nothing")
     if isinstance(value, bool):
-        raise InvalidInputError(field, f"an integer >= {minimum}", repr(value))
+        raise InvalidInputError(field, expected, repr(value))
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise InvalidInputError(field, f"an integer >= {minimum}", repr(value)) from None
-    if number < minimum or (isinstance(value, float) and number != value):
-        raise InvalidInputError(field, f"an integer >= {minimum}", repr(value))
+        raise InvalidInputError(field, expected, repr(value)) from None
+    if (minimum is not None and number < minimum) or (isinstance(value, float) and number != value):
+        raise InvalidInputError(field, expected, repr(value))
     return number
 
 
-def query_of(body: dict[str, Any]) -> KnnQuery:
-    """The k-NN options of an inspection request (absent or empty: the model's default), each checked."""
-    return KnnQuery(k=_int(body.get("k"), "k", minimum=1, optional=True), weights=body.get("weights") or None,
-                    tie_break=body.get("tie_break") or None,
-                    nprobe=_int(body.get("nprobe"), "nprobe", minimum=1, optional=True),
-                    ef_search=_int(body.get("ef_search"), "ef_search", minimum=1, optional=True))
+def query_from_json(body: dict[str, Any]) -> KnnQuery:
+    """The k-NN options of an inspection request (absent or empty: the model's default); KnnQuery checks each."""
+    values = {field: body.get(field) or None if field in NAMED_OPTIONS else _int(body.get(field), field, minimum=None, optional=True)
+              for field in query_fields() if field != "top_n"}  # the page shows every class's score
+    return KnnQuery(**values)
 
 
 def _input_row(body: dict[str, Any], info: ModelInfo, dataset: DatasetView | None,
@@ -229,7 +231,7 @@ class UiApp:
         dataset, match = self._dataset_for(info)
         source = body.get("source")
         row, row_number, truth = _input_row(body, info, dataset, match)
-        query = query_of(body)
+        query = query_from_json(body)
         inspected = classify_one(self.gateway.client(token), info, row, query)
         result = inspected.result
         names = info.class_names

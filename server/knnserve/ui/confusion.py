@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from knnserve_client import Client
-from knnserve_client.wire.messages import ModelInfo
+from knnserve_client.wire.model_info import ModelInfo
 
 WORST_PAIRS = 6
 

@@ -19,7 +19,7 @@ from knnserve.data import load_dataset
 from knnserve.data.dataset import Dataset
 from knnserve.errors import InvalidInputError
 from knnserve.ui.images import thumbnail
-from knnserve_client.wire.messages import ModelInfo
+from knnserve_client.wire.model_info import ModelInfo
 
 
 @dataclass(frozen=True)

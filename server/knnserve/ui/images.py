@@ -1,18 +1,18 @@
 """Images in and out of the inspection page: uploaded PNG/JPEG decoded to a model's input, arrays drawn as PNG.
 
-Pillow (the ``knnserve[ui]`` extra) is imported here only, and only when a function runs, so nothing
-that serves models loads it.
+Which inputs are images, and their layout, is ``knnserve.images``'s; Pillow (the ``knnserve[ui]`` extra)
+is imported only when a function runs, so nothing that serves models loads it.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from typing import Any
 
 import numpy as np
 
 from knnserve.errors import InvalidInputError, MissingExtraError
+from knnserve.images import image_layout, pillow
 
 # An upload larger than this is refused before it is decoded (a Fashion-MNIST PNG is under 1 KB).
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -21,33 +21,13 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 
 
-def _pil() -> Any:
-    try:
-        from PIL import Image
-    except ImportError as exc:
-        raise MissingExtraError("the inspection page needs Pillow: pip install 'knnserve[ui]'") from exc
-    return Image
-
-
 def require_extra() -> None:
     """Raise MissingExtraError, naming the extra, unless Pillow and matplotlib (``knnserve[ui]``) import."""
-    _pil()
+    pillow("ui")
     try:
         import matplotlib  # noqa: F401 - the CV curve on the model card
     except ImportError as exc:
         raise MissingExtraError("the inspection page needs matplotlib: pip install 'knnserve[ui]'") from exc
-
-
-def image_layout(input_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
-    """(height, width, channels) of a model input that is an image, None when it is a flat vector.
-
-    Images are (H, W) grey, (H, W, 1) grey or (H, W, 3) colour.
-    """
-    if len(input_shape) == 2:
-        return input_shape[0], input_shape[1], 1
-    if len(input_shape) == 3 and input_shape[2] in (1, 3):
-        return input_shape[0], input_shape[1], input_shape[2]
-    return None
 
 
 def describe_shape(input_shape: tuple[int, ...]) -> str:
@@ -55,8 +35,7 @@ def describe_shape(input_shape: tuple[int, ...]) -> str:
     layout = image_layout(input_shape)
     if layout is None:
         return f"vectors of shape {tuple(input_shape)}"
-    height, width, channels = layout
-    return f"{width}x{height} {'grey' if channels == 1 else 'colour'} images"
+    return f"{layout.width}x{layout.height} {'grey' if layout.channels == 1 else 'colour'} images"
 
 
 def decode_image(data: bytes, input_shape: tuple[int, ...], *, resize: bool = False) -> np.ndarray:
@@ -74,12 +53,12 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], *, resize: bool = Fa
         raise InvalidInputError("image", "a PNG or JPEG file", "an empty upload")
     if len(data) > MAX_UPLOAD_BYTES:
         raise InvalidInputError("image", f"a file of at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB", f"{len(data)} bytes")
-    image_module = _pil()
+    image_module = pillow("ui")
     try:
         image = image_module.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except (image_module.UnidentifiedImageError, OSError, ValueError):
         raise InvalidInputError("image", "a PNG or JPEG file", "something else (not an image Pillow can read as PNG or JPEG)") from None
-    height, width, channels = layout
+    height, width = layout.height, layout.width
     if image.width * image.height > MAX_UPLOAD_PIXELS:
         raise InvalidInputError("image", f"at most {MAX_UPLOAD_PIXELS} pixels", f"{image.width}x{image.height}")
     if (image.width, image.height) != (width, height) and not resize:
@@ -87,31 +66,31 @@ def decode_image(data: bytes, input_shape: tuple[int, ...], *, resize: bool = Fa
             "image", f"{describe_shape(input_shape)} (or tick 'resize' to scale it)", f"a {image.width}x{image.height} image"
         )
     try:
-        image = image.convert("L" if channels == 1 else "RGB")
+        image = image.convert(layout.pillow_mode)
         if (image.width, image.height) != (width, height):
             image = image.resize((width, height), image_module.Resampling.BOX)
         pixels = np.asarray(image, dtype=np.uint8)
     except (OSError, ValueError):
         raise InvalidInputError("image", "a complete PNG or JPEG file", "a truncated or corrupt one") from None
-    return pixels.reshape(input_shape)
+    return layout.from_hwc(pixels, input_shape)
 
 
 def png_bytes(image: np.ndarray, *, scale: int = 1) -> bytes:
-    """A PNG of one image: (H, W) or (H, W, 1) grey, (H, W, 3) colour; uint8, or floats in [0, 1].
+    """A PNG of one image: (H, W) or (H, W, 1) grey, (H, W, 3) or (H, W, 4) colour; uint8, or floats in [0, 1].
 
     ``scale`` repeats each pixel (nearest neighbour), so small images stay sharp in any browser.
     """
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3):
-        raise InvalidInputError("image", "an (H, W), (H, W, 1) or (H, W, 3) array", f"shape {array.shape}")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise InvalidInputError("image", "an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array", f"shape {array.shape}")
     if array.dtype != np.uint8:
         array = np.clip(np.nan_to_num(array.astype(np.float64)) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if scale > 1:
         array = array.repeat(scale, axis=0).repeat(scale, axis=1)
     buffer = io.BytesIO()
-    _pil().fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=True)
+    pillow("ui").fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
@@ -125,8 +104,7 @@ def thumbnail(row: np.ndarray, input_shape: tuple[int, ...]) -> str | None:
     layout = image_layout(input_shape)
     if layout is None:
         return None
-    height, width, channels = layout
-    pixels = np.asarray(row).reshape(height, width, channels)
+    pixels = layout.to_hwc(row)
     if pixels.dtype != np.uint8:  # float images: shown by their own range
         low, high = float(pixels.min()), float(pixels.max())
         pixels = (pixels - low) / max(high - low, 1e-12)
@@ -152,7 +130,6 @@ __all__ = [
     "decode_data_url",
     "decode_image",
     "describe_shape",
-    "image_layout",
     "png_bytes",
     "require_extra",
     "thumbnail",

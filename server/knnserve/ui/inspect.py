@@ -17,7 +17,8 @@ import numpy as np
 
 from knnserve.vote import neighbor_weights, vote
 from knnserve_client import Client
-from knnserve_client.wire.messages import ClassifyResult, HeadResult, ModelInfo
+from knnserve_client.wire.model_info import ModelInfo
+from knnserve_client.wire.results import ClassifyResult, HeadResult
 from knnserve_client.wire.query import KnnQuery
 
 # Relative tolerance under which two distance-weighted class votes count as equal (float32 distances).

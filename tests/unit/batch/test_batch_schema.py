@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from batch_helpers import CLASSES, Tiny, table
-from knnserve.dataplane.plane import head_result
+from knnserve.answers import head_result
 
 
 def test_parquet_schema_one_head(tiny: Tiny, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]

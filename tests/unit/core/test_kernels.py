@@ -7,7 +7,7 @@ import pytest
 
 from knnserve.index import backend
 from knnserve.kernels import EXACT_INT8, FAISS, IVF_GEMM_INT8, plan_kernel
-from knnserve.kernels.dispatch import exact_uint8
+from knnserve.index.backend import exact_uint8
 from knnserve.kernels.exact_int import ExactInt8Flat
 from knnserve.kernels.ivf_gemm import MISSING_DISTANCE, IvfGemmInt8
 from knnserve.kernels.onnx_proto import Node, ValueInfo, model_bytes

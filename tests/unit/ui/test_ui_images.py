@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from knnserve.errors import InvalidInputError
+from knnserve.images import image_layout
 from knnserve.ui.images import (
     MAX_UPLOAD_BYTES,
     data_url,
     decode_data_url,
     decode_image,
     describe_shape,
-    image_layout,
     png_bytes,
     thumbnail,
 )

@@ -69,7 +69,7 @@ def test_dependency_floors_are_what_the_generated_code_needs(pyproject: str, pac
 def test_client_import_pulls_in_no_server_code_and_changes_no_environment() -> None:
     code = (
         "import os, sys; before = dict(os.environ); import knnserve_client; from knnserve_client import Client; "
-        "import knnserve_client.wire.messages; assert dict(os.environ) == before, 'environment changed'; "
+        "import knnserve_client.wire.v1.codec; assert dict(os.environ) == before, 'environment changed'; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faiss', 'knnserve', 'sklearn', 'scipy', 'torch')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -7,9 +7,7 @@ import pytest
 
 from knnserve.errors import InvalidInputError
 from knnserve.query import QueryBounds, resolve_query
-from knnserve.vote import TIE_BREAKS as CORE_TIE_BREAKS
-from knnserve.vote import WEIGHTS as CORE_WEIGHTS
-from knnserve_client.wire import enums
+from knnserve_client.wire.v1 import enums
 from knnserve_client.wire.query import HEADS, TIE_BREAKS, WEIGHTS, KnnQuery
 
 IVF = QueryBounds.of(ntotal=100, nlist=8, hnsw=False, n_classes=10)
@@ -68,18 +66,18 @@ def test_a_default_knob_the_index_lacks_is_dropped_not_an_error() -> None:
     assert resolve_query(KnnQuery(), KnnQuery(ef_search=64), FLAT).ef_search is None
 
 
-def test_names_are_the_same_in_the_query_the_core_and_the_proto_enums() -> None:
-    assert tuple(enums.WEIGHTS.numbers) == WEIGHTS == CORE_WEIGHTS
-    assert tuple(enums.TIE_BREAKS.numbers) == TIE_BREAKS == CORE_TIE_BREAKS
-    assert tuple(enums.HEADS.numbers) == HEADS
+def test_names_are_the_same_in_the_query_and_the_proto_enums() -> None:
+    assert tuple(enums.WEIGHTING.numbers) == WEIGHTS
+    assert tuple(enums.TIE_BREAK.numbers) == TIE_BREAKS
+    assert tuple(enums.HEAD.numbers) == HEADS
 
 
 def test_wire_enums_round_trip_and_name_the_field() -> None:
-    for table in (enums.WEIGHTS, enums.TIE_BREAKS, enums.HEADS, enums.DTYPES):
+    for table in (enums.WEIGHTING, enums.TIE_BREAK, enums.HEAD, enums.DTYPE):
         for name, number in table.numbers.items():
             assert table.from_wire(table.to_wire(name)) == name and number > 0
         assert table.from_wire(0) is None and table.to_wire(None) is None
     with pytest.raises(InvalidInputError, match="weights: expected one of WEIGHTING_UNIFORM, WEIGHTING_DISTANCE, got 9"):
-        enums.WEIGHTS.from_wire(9)
+        enums.WEIGHTING.from_wire(9)
     with pytest.raises(InvalidInputError, match="tie_break: expected one of nearest, lowest"):
-        enums.TIE_BREAKS.to_wire("middle")
+        enums.TIE_BREAK.to_wire("middle")

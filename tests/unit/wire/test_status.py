@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from knnserve.dataplane.config import BatchConfig
-from knnserve.dataplane.plane import top_classes
+from knnserve.answers import top_classes
 from knnserve.errors import BundleError, InvalidInputError
 from knnserve.service.config import ServeConfig, ThreadConfig
 from knnserve_client.wire import status

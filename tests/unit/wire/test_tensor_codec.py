@@ -7,7 +7,7 @@ import pytest
 
 from knnserve.errors import InvalidInputError
 from knnserve_client.wire.v1 import tensor_pb2
-from knnserve_client.wire.tensors import INPUT_DTYPES, from_tensor, to_tensor
+from knnserve_client.wire.v1.tensors import INPUT_WIRE_DTYPES, from_tensor, to_tensor
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float32", "int32", "int64"])
@@ -47,7 +47,7 @@ def test_decoded_array_shares_the_message_bytes_read_only() -> None:
 )
 def test_invalid_tensors(tensor: tensor_pb2.Tensor, field: str, text: str) -> None:
     with pytest.raises(InvalidInputError) as failure:
-        from_tensor(tensor, field="inputs", allowed=INPUT_DTYPES)
+        from_tensor(tensor, field="inputs", allowed=INPUT_WIRE_DTYPES)
     assert failure.value.field == field
     assert text in str(failure.value)
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from knnserve.answers import no_answers
 from knnserve.batch.engines import Commit
 from knnserve.batch.plan import Plan, Shard
 from knnserve.batch.progress import note
@@ -29,7 +30,7 @@ from knnserve.batch.spec import JobSpec, ModelFacts
 from knnserve.query import QueryBounds, resolve_query
 from knnserve_client import Client, ClassifyResult, UnavailableError
 from knnserve_client.wire.errors import InvalidInputError
-from knnserve_client.wire.messages import HeadResult, Neighbors
+from knnserve_client.wire.results import HeadResult, Neighbors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,10 +132,8 @@ class ServerEngine:
             joined = ClassifyResult.concat([f.result() for f in futures])
             heads = {head: getattr(joined, head) for head in self._heads}
             return heads, joined.neighbors
-        top_n, k = self.facts.query.top_n or 0, self.facts.query.k or 0
-        empty = HeadResult(np.zeros(0, np.int64), np.zeros((0, top_n), np.int32), np.zeros((0, top_n), np.float32))
-        neighbors = Neighbors(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32), np.zeros((0, k), np.int64))
-        return dict.fromkeys(self._heads, empty), neighbors if self._neighbors else None
+        empty = no_answers(self._heads, self.facts.query.top_n or 0, self.facts.query.k or 0, with_neighbors=self._neighbors)
+        return empty.heads(), empty.neighbors
 
     def run(self, plan: Plan, shards: Sequence[Shard], commit: Commit) -> None:
         """Read shards ahead, keep ``in_flight`` requests going, commit each shard when all its answers are in."""

@@ -6,13 +6,12 @@ import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from knnserve.batch.readers.base import FileFacts, ReadOptions
 from knnserve.batch.rows import RowBatch, RowSpec, single_rows
-from knnserve.errors import DatasetError
+from knnserve.images import image_layout, pillow
 
 IMAGE = "image"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -20,36 +19,26 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
 DECODE_THREADS = 4
 
 
-def pillow() -> Any:
-    """The PIL.Image module, or a clear error naming the extra that installs it."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise DatasetError("reading images needs Pillow: pip install 'knnserve[batch]'") from None
-    return Image
-
-
 def image_mode(spec: RowSpec) -> str:
-    """The Pillow mode that gives rows of the model's shape: L for (H, W) or flat rows, RGB/RGBA for (H, W, 3/4)."""
-    shape = spec.input_shape
-    if len(shape) == 3 and shape[2] in (3, 4):
-        return "RGB" if shape[2] == 3 else "RGBA"
-    return "L"
+    """The Pillow mode that gives rows of the model's shape: its image layout's, L for flat rows."""
+    layout = image_layout(spec.input_shape)
+    return layout.pillow_mode if layout is not None else "L"
 
 
 def decode(content: bytes | Path, spec: RowSpec) -> np.ndarray | str:
     """One image as a uint8 array shaped like the model's input, or a string saying why it cannot be."""
-    image_module = pillow()
+    image_module = pillow("batch")
     try:
         with image_module.open(io.BytesIO(content) if isinstance(content, bytes) else content) as image:
             image.load()
             pixels = np.asarray(image.convert(image_mode(spec)))
     except Exception as error:  # noqa: BLE001 - Pillow's plugins raise many types; a bad image is a bad row, not a crash
         return f"image: cannot decode ({type(error).__name__}: {error})"
-    if len(spec.input_shape) == 1:
+    layout = image_layout(spec.input_shape)
+    if layout is None:
         pixels = pixels.reshape(-1)  # a model of flat rows takes the pixels flattened, if there are as many
-    elif len(spec.input_shape) == 3 and spec.input_shape[2] == 1:
-        pixels = pixels[:, :, None]
+    elif pixels.shape[:2] == (layout.height, layout.width):
+        pixels = layout.from_hwc(pixels, spec.input_shape)
     if not spec.accepts(pixels.shape):
         return f"image: expected {spec.expected()} pixels for this model, got {pixels.shape}"
     return pixels
@@ -62,10 +51,10 @@ def describe_image(path: Path, source: str, options: ReadOptions, spec: RowSpec)
 
 def read_images(files: Sequence[tuple[str, Path]], spec: RowSpec) -> RowBatch:
     """Decode (source, path) image files, a few at a time, into one row each."""
-    pillow()
+    pillow("batch")
     with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
         decoded = list(pool.map(lambda item: decode(item[1], spec), files))
     return single_rows([source for source, _ in files], [0] * len(files), decoded, spec)
 
 
-__all__ = ["DECODE_THREADS", "IMAGE", "IMAGE_SUFFIXES", "decode", "describe_image", "image_mode", "pillow", "read_images"]
+__all__ = ["DECODE_THREADS", "IMAGE", "IMAGE_SUFFIXES", "decode", "describe_image", "image_mode", "read_images"]

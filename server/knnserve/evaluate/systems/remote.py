@@ -13,7 +13,7 @@ from knnserve.evaluate.space import FeatureSpace
 from knnserve.evaluate.systems.base import Answer, Description, Modes, Setting, is_exact
 from knnserve.evaluate.systems.inprocess import sweep_queries
 from knnserve.evaluate.workload import Workload
-from knnserve_client.wire.messages import ModelInfo
+from knnserve_client.wire.model_info import ModelInfo
 from knnserve_client.wire.query import KnnQuery
 
 # A served model trained on other data would return labels that disagree with ours for its ids.
@@ -24,7 +24,7 @@ MAX_DISTANCE_MISMATCH = 0.25
 CHECK_ROWS = 64
 
 
-def check_model(info: ModelInfo, workload: Workload, space: FeatureSpace) -> None:
+def check_served_model(info: ModelInfo, workload: Workload, space: FeatureSpace) -> None:
     """Refuse a served model that does not index this dataset's training rows in ``space``."""
     if info.dim != workload.dim or info.index.ntotal != workload.base.shape[0]:
         raise InvalidInputError(
@@ -102,7 +102,7 @@ class RemoteServer:
         assert config.server is not None and config.model is not None
         self.client = Client(config.server, timeout=config.server_timeout, tls=config.server_tls, token=config.server_token)
         self.info = self.client.model(config.model)
-        check_model(self.info, self.workload, self.space)
+        check_served_model(self.info, self.workload, self.space)
         first = self.client.search(config.model, self.workload.queries[:CHECK_ROWS], version=self.info.version, k=config.search_k)
         check_labels(first.ids, first.labels, self.workload, config.model)
         check_space(first.distances, first.ids, self.space, config.model)
@@ -161,4 +161,4 @@ class RemoteServer:
             self.client = None
 
 
-__all__ = ["RemoteServer", "check_labels", "check_model", "check_space"]
+__all__ = ["RemoteServer", "check_labels", "check_served_model", "check_space"]

@@ -73,10 +73,8 @@ def classify_file(
             for head in heads:
                 answer = result.knn if head == "knn" else result.linear
                 assert answer is not None
-                # top_n = every class: scatter the sorted scores back into a full probability matrix.
-                full = np.zeros((len(answer.predictions), n_classes), np.float32)
-                np.put_along_axis(full, answer.top_classes.astype(np.int64), answer.top_scores, axis=1)
-                parts[head].append((answer.predictions, full))
+                # top_n = every class: the full probability matrix.
+                parts[head].append((answer.predictions, answer.class_scores(n_classes)))
     joined = {head: (np.concatenate([p for p, _ in chunks]), np.concatenate([q for _, q in chunks])) for head, chunks in parts.items()}
     write_predictions_csv(out_path, joined, info.class_names)
     rows = len(joined[heads[0]][0])

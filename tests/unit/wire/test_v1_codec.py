@@ -1,5 +1,5 @@
-"""The wire's Python types mirror the proto messages field for field, so a field added to the proto and
-not mapped fails here; and each type survives a round trip through its message."""
+"""The plain wire types mirror the knnserve.v1 messages field for field, so a field added to the proto and
+not mapped fails here; every message has a decoder; and each type survives a round trip through the v1 codec."""
 
 from __future__ import annotations
 
@@ -8,21 +8,22 @@ import dataclasses
 import numpy as np
 import pytest
 
-from knnserve_client.wire import messages
+from knnserve_client.wire import model_info, results
 from knnserve_client.wire.limits import ServerLimits
 from knnserve_client.wire.query import KnnQuery, query_fields
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
+from knnserve_client.wire.v1.codec import DECODERS, from_proto, to_proto
 
 # Python type -> the message it mirrors; every field of one is a field of the other.
 MIRRORS = {
-    messages.HeadResult: pb.HeadResult,
-    messages.Neighbors: pb.Neighbors,
-    messages.ClassifyResult: pb.ClassifyResponse,
-    messages.SearchResult: pb.SearchResponse,
-    messages.IndexInfo: pb.IndexInfo,
-    messages.ModelInfo: pb.ModelInfo,
-    messages.QueryLimits: pb.QueryLimits,
-    messages.FeatureSpace: pb.FeatureSpace,
+    results.HeadResult: pb.HeadResult,
+    results.Neighbors: pb.Neighbors,
+    results.ClassifyResult: pb.ClassifyResponse,
+    results.SearchResult: pb.SearchResponse,
+    model_info.IndexInfo: pb.IndexInfo,
+    model_info.ModelInfo: pb.ModelInfo,
+    model_info.QueryLimits: pb.QueryLimits,
+    model_info.FeatureSpace: pb.FeatureSpace,
     ServerLimits: pb.ServerLimits,
     KnnQuery: pb.EffectiveParams,
 }
@@ -46,6 +47,22 @@ def test_types_mirror_their_message(python_type: type) -> None:
     assert {f.name for f in dataclasses.fields(python_type)} == names(MIRRORS[python_type])
 
 
+@pytest.mark.parametrize("python_type", [t for t in MIRRORS if t is not KnnQuery], ids=lambda t: t.__name__)
+def test_every_type_has_one_encoder_and_one_decoder(python_type: type) -> None:
+    message = MIRRORS[python_type]
+    assert DECODERS[message][0] is python_type
+    assert to_proto.dispatch(python_type) is not to_proto.dispatch(object)
+
+
+def test_the_plain_types_load_no_protobuf() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; import knnserve_client.wire.results, knnserve_client.wire.model_info, knnserve_client.wire.limits; "
+            "print('google.protobuf' in sys.modules, 'grpc' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]
+
+
 @pytest.mark.parametrize("message", list(QUERY_CARRIERS), ids=lambda m: m.DESCRIPTOR.name)
 def test_every_query_field_travels(message: type) -> None:
     assert QUERY_CARRIERS[message] <= names(message)
@@ -63,11 +80,11 @@ def test_every_message_of_the_contract_is_accounted_for() -> None:
 
 def test_classify_result_round_trip() -> None:
     rng = np.random.default_rng(0)
-    head = messages.HeadResult(np.array([1, 0], np.int64), np.array([[1, 0], [0, 2]], np.int32), rng.random((2, 2), np.float32))
-    neighbors = messages.Neighbors(np.array([[3, -1], [4, 5]], np.int64), rng.random((2, 2), np.float32), np.array([[1, -1], [0, 0]], np.int64))
+    head = results.HeadResult(np.array([1, 0], np.int64), np.array([[1, 0], [0, 2]], np.int32), rng.random((2, 2), np.float32))
+    neighbors = results.Neighbors(np.array([[3, -1], [4, 5]], np.int64), rng.random((2, 2), np.float32), np.array([[1, -1], [0, 0]], np.int64))
     query = KnnQuery(k=2, weights="distance", tie_break="lowest", nprobe=4, ef_search=None, top_n=0)
-    result = messages.ClassifyResult("m", 3, head, None, neighbors, query, tag="t")
-    back = messages.ClassifyResult.from_proto(result.to_proto())
+    result = results.ClassifyResult("m", 3, head, None, neighbors, query, tag="t")
+    back = from_proto(to_proto(result))
     assert (back.model, back.version, back.tag, back.params, back.linear) == ("m", 3, "t", query, None)
     for name in ("predictions", "top_classes", "top_scores"):
         np.testing.assert_array_equal(getattr(back.knn, name), getattr(head, name))
@@ -75,15 +92,15 @@ def test_classify_result_round_trip() -> None:
 
 
 def test_model_info_round_trip() -> None:
-    info = messages.ModelInfo(
+    info = model_info.ModelInfo(
         name="m", version=2, versions=(1, 2), input_dtype="uint8", input_shape=(28, 28), dim=784,
-        class_names=("a", "b"), index=messages.IndexInfo("hnsw", "HNSW32", "l2", "hnsw", 60000, 784, None),
+        class_names=("a", "b"), index=model_info.IndexInfo("hnsw", "HNSW32", "l2", "hnsw", 60000, 784, None),
         heads=("knn", "linear"), defaults=KnnQuery(k=5, weights="uniform", tie_break="nearest", ef_search=64),
         created_at="2026-12-01T00:00:00+00:00", dataset="fashion-mnist",
-        limits=messages.QueryLimits(max_k=60000, max_nprobe=None, max_ef_search=4096),
-        features=messages.FeatureSpace(input="extractor", extractor="cnn:small", embedding_dim=128,
+        limits=model_info.QueryLimits(max_k=60000, max_nprobe=None, max_ef_search=4096),
+        features=model_info.FeatureSpace(input="extractor", extractor="cnn:small", embedding_dim=128,
                                        preprocessing="cosine", dim=128),
     )
-    assert messages.ModelInfo.from_proto(info.to_proto()) == info
+    assert from_proto(to_proto(info)) == info
     limits = ServerLimits(4096, 10, 1000, 512)
-    assert ServerLimits.from_proto(limits.to_proto()) == limits
+    assert from_proto(to_proto(limits)) == limits

@@ -12,9 +12,10 @@ from typing import TextIO
 
 import numpy as np
 
-from knnserve.bundle import MANIFEST, read_manifest
+from knnserve.bundle import read_manifest
 from knnserve.data.dataset import Dataset
 from knnserve.service.config import ServeConfig
+from knnserve.versions import newest, next_version
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,14 @@ def ensure_bundle(
 
     name = model_name(dataset, index, features)
     folder = models_dir / name
-    versions = sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit() and (p / MANIFEST).is_file())
     checksum = dataset.checksum or dataset.computed_checksum()
-    if versions:
-        newest = folder / str(versions[-1])
-        manifest = read_manifest(newest)
+    latest = newest(folder)
+    if latest is not None:
+        manifest = read_manifest(latest)
         if manifest.dataset is not None and manifest.dataset.checksum == checksum:
-            return newest, False
-        print(f"bundle {newest} was trained on other data; training a new version", file=out)
-    target = folder / str((versions[-1] if versions else 0) + 1)
+            return latest, False
+        print(f"bundle {latest} was trained on other data; training a new version", file=out)
+    target = next_version(folder)
     heads = "k-NN index and linear head" if linear else "k-NN index"
     on = "pixels" if features == "pixels" else f"the embedding of a {features} network trained here"
     print(f"training a bundle ({heads}, index {index}, on {on}) on {dataset.name} into {target} ...", file=out, flush=True)

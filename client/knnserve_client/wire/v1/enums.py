@@ -1,7 +1,9 @@
-"""The proto enums as names: ``WEIGHTING_DISTANCE`` <-> ``"distance"``, derived from the generated descriptors.
+"""The knnserve.v1 enums as names: ``WEIGHTING_DISTANCE`` <-> ``"distance"``, derived from the generated descriptors.
 
 Each table is made from its enum by dropping the prefix and lower-casing, so a value added to the
-proto appears here without a hand-kept copy; a test checks the names match the query module's.
+proto appears here without a hand-kept copy; a test checks the names are the plain ones
+(``wire.query.WEIGHTS``, ``TIE_BREAKS``, ``HEADS``). Each table is named after its proto enum
+(``WEIGHTING`` for ``Weighting``), the plain tuple of names after the option (``WEIGHTS``).
 """
 
 from __future__ import annotations
@@ -51,9 +53,9 @@ class WireEnum:
         return name
 
 
-WEIGHTS = WireEnum(pb.Weighting, "WEIGHTING_", "weights")
-TIE_BREAKS = WireEnum(pb.TieBreak, "TIE_BREAK_", "tie_break")
-HEADS = WireEnum(pb.Head, "HEAD_", "heads")
-DTYPES = WireEnum(tensor_pb2.DType, "DTYPE_", "dtype")
+WEIGHTING = WireEnum(pb.Weighting, "WEIGHTING_", "weights")
+TIE_BREAK = WireEnum(pb.TieBreak, "TIE_BREAK_", "tie_break")
+HEAD = WireEnum(pb.Head, "HEAD_", "heads")
+DTYPE = WireEnum(tensor_pb2.DType, "DTYPE_", "dtype")
 
-__all__ = ["DTYPES", "HEADS", "TIE_BREAKS", "WEIGHTS", "WireEnum"]
+__all__ = ["DTYPE", "HEAD", "TIE_BREAK", "WEIGHTING", "WireEnum"]

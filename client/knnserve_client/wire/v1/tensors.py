@@ -16,7 +16,8 @@ WIRE_DTYPES: dict[int, np.dtype] = {
     tensor_pb2.DTYPE_INT32: np.dtype("<i4"),
     tensor_pb2.DTYPE_INT64: np.dtype("<i8"),
 }
-INPUT_DTYPES: tuple[int, ...] = (tensor_pb2.DTYPE_UINT8, tensor_pb2.DTYPE_FLOAT32)
+# The wire dtypes a request's inputs may have (a model takes uint8 pixels or float32 vectors).
+INPUT_WIRE_DTYPES: tuple[int, ...] = (tensor_pb2.DTYPE_UINT8, tensor_pb2.DTYPE_FLOAT32)
 MAX_RANK = 8
 # A bound on the product of the axes (zero-sized axes counted as 1) times the item size: numpy
 # refuses larger shapes even when an axis of 0 leaves no data (e.g. [0, 2**62, 2**62]).
@@ -94,7 +95,7 @@ def from_tensor(
 
 
 __all__ = [
-    "INPUT_DTYPES",
+    "INPUT_WIRE_DTYPES",
     "WIRE_DTYPES",
     "dtype_name",
     "from_tensor",

@@ -1,4 +1,4 @@
-"""Open Inference Protocol (KServe v2) tensors and parameters <-> numpy and KnnQuery.
+"""The Open Inference Protocol (KServe v2) codec: its tensors and parameters <-> numpy and KnnQuery.
 
 Datatypes are the protocol's uppercase strings. Numeric inputs come as raw little-endian,
 row-major bytes (what tritonclient sends) or as typed contents (never both); outputs always go as
@@ -14,7 +14,7 @@ import numpy as np
 
 from knnserve_client.wire.errors import InvalidInputError
 from knnserve_client.wire.inference import grpc_predict_v2_pb2 as v2
-from knnserve_client.wire.query import KnnQuery
+from knnserve_client.wire.query import NAMED_OPTIONS, KnnQuery, query_fields
 
 # datatype -> (numpy dtype, the typed-contents field that carries it)
 DATATYPES: dict[str, tuple[np.dtype, str]] = {
@@ -33,7 +33,8 @@ DATATYPES: dict[str, tuple[np.dtype, str]] = {
 INPUT_DATATYPES = ("UINT8", "FP32")
 # Request parameters read as the k-NN query, and those the protocol's clients send that knnserve
 # has no use for (tritonclient's request priority and timeout): accepted and ignored.
-QUERY_PARAMETERS = ("k", "weights", "tie_break", "nprobe", "ef_search")
+# Every KnnQuery option but top_n (the protocol's outputs carry every class's score).
+QUERY_PARAMETERS = tuple(name for name in query_fields() if name != "top_n")
 IGNORED_PARAMETERS = ("priority", "timeout")
 _MAX_SHAPE_BYTES = 2**48
 
@@ -89,7 +90,7 @@ def _parameter_value(name: str, parameter: v2.InferParameter) -> Any:
     return None if choice is None else getattr(parameter, choice)
 
 
-def query_of(parameters: Any) -> KnnQuery:
+def query_from_parameters(parameters: Any) -> KnnQuery:
     """The KnnQuery a request's parameters describe: integers for k / nprobe / ef_search, strings for
     weights / tie_break. Ill-typed or unknown parameters are INVALID_ARGUMENT naming them."""
     values: dict[str, Any] = {}
@@ -101,7 +102,7 @@ def query_of(parameters: Any) -> KnnQuery:
                                     repr(name))
         parameter = parameters[name]
         choice = parameter.WhichOneof("parameter_choice")
-        text = name in ("weights", "tie_break")
+        text = name in NAMED_OPTIONS
         if text and choice != "string_param":
             raise InvalidInputError(f"parameters.{name}", "a string_param", choice or "no value")
         if not text and choice not in ("int64_param", "uint64_param"):
@@ -113,7 +114,7 @@ def query_of(parameters: Any) -> KnnQuery:
         raise exc.renamed(f"parameters.{exc.field}") from None
 
 
-def version_of(text: str, field: str) -> int | None:
+def version_from_text(text: str, field: str) -> int | None:
     """A protocol version string as knnserve's version: "" = the newest, else a positive integer."""
     if not text:
         return None
@@ -123,4 +124,4 @@ def version_of(text: str, field: str) -> int | None:
 
 
 __all__ = ["DATATYPES", "INPUT_DATATYPES", "QUERY_PARAMETERS", "datatype_of", "decode_input", "encode_output",
-           "query_of", "version_of"]
+           "query_from_parameters", "version_from_text"]
