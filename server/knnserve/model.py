@@ -1,25 +1,30 @@
-"""KNNModel: an index, its labels and its default query — the object trained, saved, loaded and served."""
+"""KNNModel: an index, its labels and its default query — the object served: rows prepared, searched, voted.
+
+It is built by ``model_fit.fit_model`` and read and written by ``model_io`` (``KNNModel.fit``, ``.load``
+and ``.save`` are those functions); the search kernel it uses is planned by ``kernels.choice``.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from knnserve.bundle import DatasetInfo, IndexRecord, Manifest, load_bundle, save_bundle
-from knnserve.consistency import check_bundle_parts
-from knnserve.errors import BundleError, InvalidInputError
+from knnserve.bundle import IndexRecord, Manifest
+from knnserve.errors import InvalidInputError
 from knnserve.features.extractor import Extractor
-from knnserve.features.preprocess import PreprocessConfig, Preprocessor, fit_preprocessor
-from knnserve.index import backend, build_index, resolve_spec
+from knnserve.features.preprocess import Preprocessor
+from knnserve.finite import check_magnitude
+from knnserve.index import backend
 from knnserve.kernels import KernelPlan, plan_kernel
 from knnserve.kernels.dispatch import KernelDispatch
-from knnserve.query import BASE_DEFAULTS, QueryBounds, resolve_query
+from knnserve.model_fit import fit_model
+from knnserve.model_io import load_model, save_model
+from knnserve.query import QueryBounds, resolve_query
 from knnserve.vote import neighbor_labels, vote
 from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH
 from knnserve_client.wire.query import KnnQuery
@@ -28,24 +33,7 @@ from knnserve_client.wire.query import KnnQuery
 RESOLVED_CACHE_SIZE = 1024
 
 INPUT_DTYPES = ("uint8", "float32")
-KNN_PREPROCESS_ARRAYS = "knn_preprocess"
-LINEAR_ARRAYS = "linear"
 PREDICT_CHUNK_ROWS = 4096
-# Inputs larger than this make float32 distances overflow to infinity (|x|^2 summed over the features,
-# and PCA or L2 norms of it), which would vote nothing (-1): refuse them where they enter. uint8
-# pixels never come close; 1e15 leaves room for 1e7 features.
-MAX_INPUT_MAGNITUDE = 1e15
-
-
-def check_magnitude(rows: np.ndarray, field: str) -> None:
-    """InvalidInputError unless every value is finite and within +-MAX_INPUT_MAGNITUDE (one pass)."""
-    if not (np.abs(rows) <= MAX_INPUT_MAGNITUDE).all():
-        raise InvalidInputError(
-            field, f"finite values of magnitude at most {MAX_INPUT_MAGNITUDE:g} (larger ones overflow float32 distances)",
-            "NaN, infinity or a larger value",
-        )
-
-
 @dataclass(frozen=True)
 class Classification:
     """k-NN results for a batch: predictions, probabilities and the neighbors behind them.
@@ -130,172 +118,10 @@ class KNNModel:
 
     # -- construction -------------------------------------------------------------------------
 
-    @classmethod
-    def fit(
-        cls,
-        x: np.ndarray,
-        y: np.ndarray,
-        *,
-        class_names: tuple[str, ...] | None = None,
-        index: str = "flat",
-        metric: str = "l2",
-        storage: str = "auto",
-        preprocess: PreprocessConfig | None = None,
-        defaults: KnnQuery | None = None,
-        progress: bool = False,
-        extractor: Extractor | None = None,
-        features: np.ndarray | None = None,
-    ) -> KNNModel:
-        """Index training images ``x`` (N, *shape) with integer labels ``y`` in [0, C).
-
-        ``x`` keeps its dtype on the way in: uint8 pixels under L2 are stored as raw bytes (exact).
-        With an ``extractor``, the index holds its embeddings of ``x`` instead (``features``: those
-        embeddings when the caller already has them, else they are computed here), and every query
-        goes through it. ``preprocess`` (e.g. PCA and L2-normalisation) is fitted on what is indexed
-        and applied to every query.
-        ``defaults`` is the model's default query; unset fields get k=5, uniform, nearest and the
-        index's own search effort (nprobe = min(16, nlist), efSearch 64).
-        """
-        x = np.asarray(x)
-        y = np.asarray(y)
-        if x.ndim < 2 or x.shape[0] < 1:
-            raise InvalidInputError("x", "a non-empty batch (N, ...) of vectors or images", f"shape {x.shape}")
-        if y.shape != (x.shape[0],) or y.dtype.kind not in "iu":
-            raise InvalidInputError("y", f"{x.shape[0]} integer labels", f"shape {y.shape} dtype {y.dtype}")
-        if y.min() < 0:
-            raise InvalidInputError("y", "class indices >= 0", int(y.min()))
-        n_classes = int(y.max()) + 1 if class_names is None else len(class_names)
-        if y.max() >= n_classes:
-            raise InvalidInputError("y", f"class indices below {n_classes} (len(class_names))", int(y.max()))
-        names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(n_classes))
-        input_dtype = "uint8" if x.dtype == np.uint8 else "float32"
-        flat = x.reshape(x.shape[0], -1)
-        if input_dtype == "float32":
-            flat = np.ascontiguousarray(flat, dtype=np.float32)
-            check_magnitude(flat, "x")
-        if extractor is not None:
-            if features is None:
-                features = extractor(np.ascontiguousarray(flat, dtype=np.float32), tuple(x.shape[1:]))
-            if features.shape != (x.shape[0], extractor.embedding_dim):
-                raise InvalidInputError("features", f"shape ({x.shape[0]}, {extractor.embedding_dim})", features.shape)
-            flat = np.ascontiguousarray(features, dtype=np.float32)
-            check_magnitude(flat, "features")
-        elif features is not None:
-            raise InvalidInputError("features", "None without an extractor", "an array")
-        preprocessor = None
-        if preprocess is not None:
-            preprocessor = fit_preprocessor(flat, preprocess)
-            flat = preprocessor.transform(flat)
-        spec = resolve_spec(index, n=flat.shape[0], d=flat.shape[1], metric=metric, dtype=flat.dtype, storage=storage)
-        built, report = build_index(flat, spec, progress=progress)
-        info = IndexRecord(
-            spec=spec.requested,
-            factory=spec.factory,
-            metric=spec.metric,  # type: ignore[arg-type]
-            storage=spec.storage,
-            kind=spec.kind,
-            build_params=spec.build_params,
-            dim=int(built.d),
-            ntotal=int(built.ntotal),
-            train_seconds=report.train_seconds,
-            add_seconds=report.add_seconds,
-            serialized_bytes=backend.serialized_size(built),
-        )
-        index_defaults = KnnQuery(nprobe=spec.default_nprobe, ef_search=spec.default_ef_search)
-        stored = (defaults or KnnQuery()).or_defaults(index_defaults).or_defaults(BASE_DEFAULTS)
-        return cls(
-            index=built,
-            labels=y,
-            class_names=names,
-            input_shape=x.shape[1:],
-            input_dtype=input_dtype,
-            index_info=info,
-            defaults=stored,
-            preprocessor=preprocessor,
-            extractor=extractor,
-        )
-
-    @classmethod
-    def load(cls, path: str | Path, *, mmap: bool = False, extractor_threads: int | None = None,
-             kernel: str = "auto") -> KNNModel:
-        """Load and verify a bundle folder.
-
-        ``mmap``: map its index file read-only, so processes serving it share one copy;
-        ``extractor_threads``: onnxruntime's threads for a ConvNet extractor (None: one per core);
-        ``kernel``: the search-kernel policy, ``auto`` or ``faiss`` (see the class).
-        """
-        bundle = load_bundle(path, mmap=mmap)
-        manifest = bundle.manifest
-        preprocessor = linear = extractor = None
-        try:
-            if manifest.extractor is not None:
-                extractor = Extractor(bundle.blobs[manifest.extractor.file], manifest.extractor, threads=extractor_threads)
-            if manifest.preprocessing:
-                preprocessor = Preprocessor.from_arrays(bundle.arrays.get(KNN_PREPROCESS_ARRAYS, {}), manifest.preprocessing)
-            if manifest.linear is not None:
-                from knnserve.linear import LinearClassifier
-
-                linear = LinearClassifier.from_arrays(bundle.arrays.get(LINEAR_ARRAYS, {}), manifest.linear)
-        except BundleError as exc:
-            raise BundleError(f"{path}: {exc}") from None
-        except (KeyError, ValueError) as exc:
-            raise BundleError(f"{path}: preprocessing or linear head arrays do not match the manifest ({exc})") from exc
-        model = cls(
-            index=bundle.index,
-            labels=bundle.labels,
-            class_names=manifest.class_names,
-            input_shape=manifest.input_shape,
-            input_dtype=manifest.input_dtype,
-            index_info=manifest.index,
-            defaults=manifest.knn,
-            manifest=manifest,
-            preprocessor=preprocessor,
-            linear=linear,
-            extractor=extractor,
-            kernel=kernel,
-        )
-        try:
-            check_bundle_parts(model)
-        except BundleError as exc:
-            raise BundleError(f"{path}: {exc}") from None
-        return model
-
-    def save(
-        self,
-        path: str | Path,
-        *,
-        name: str,
-        dataset: DatasetInfo | None = None,
-        metrics: dict[str, Any] | None = None,
-        extra: dict[str, Any] | None = None,
-        overwrite: bool = False,
-    ) -> Manifest:
-        """Write the model as a bundle folder (atomically) and return its manifest."""
-        arrays: dict[str, dict[str, np.ndarray]] = {}
-        blobs: dict[str, bytes] = {}
-        if self.extractor is not None:
-            blobs[self.extractor.record.file] = self.extractor.onnx
-        if self.preprocessor is not None:
-            arrays[KNN_PREPROCESS_ARRAYS] = self.preprocessor.to_arrays()
-        if self.linear is not None:
-            arrays[LINEAR_ARRAYS] = self.linear.to_arrays()
-        manifest = Manifest(
-            name=name,
-            dataset=dataset,
-            input_shape=self.input_shape,
-            input_dtype=str(self.input_dtype),  # type: ignore[arg-type]
-            class_names=self.class_names,
-            index=self.index_info,
-            knn=self.defaults,
-            preprocessing=self.preprocessor.metadata() if self.preprocessor is not None else {},
-            heads=self.heads,
-            linear=self.linear.metadata() if self.linear is not None else None,
-            extractor=self.extractor.record if self.extractor is not None else None,
-            metrics=metrics or {},
-            extra=extra or {},
-        )
-        self.manifest = save_bundle(path, manifest, self.index, self.labels, arrays=arrays, blobs=blobs, overwrite=overwrite)
-        return self.manifest
+    # Building, loading and saving live in model_fit.py and model_io.py; these are those functions.
+    fit = staticmethod(fit_model)
+    load = staticmethod(load_model)
+    save = save_model
 
     def with_defaults(self, defaults: KnnQuery) -> KNNModel:
         """A copy sharing the index, whose default query has the fields ``defaults`` sets changed."""
