@@ -359,6 +359,14 @@ class KNNModel:
         """Classification heads this model has: "knn", and "linear" when it carries one."""
         return ("knn", "linear") if self.linear is not None else ("knn",)
 
+    def head_classes(self) -> tuple[tuple[str, int], ...]:
+        """Per head, how many classes it knows (class indices 0 .. n-1): k-NN every class, including
+        those added online; the linear head those it was trained on."""
+        knn = ("knn", self.n_classes)
+        if self.linear is None:
+            return (knn,)
+        return knn, ("linear", int(np.max(self.linear.classes_)) + 1)
+
     @property
     def ntotal(self) -> int:
         """Number of indexed training vectors."""

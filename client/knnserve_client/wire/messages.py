@@ -119,6 +119,11 @@ class Neighbors(_Tensors):
     labels: np.ndarray
 
 
+def head_classes_from(messages: Any) -> tuple[tuple[str, int], ...]:
+    """(head name, classes known) pairs from repeated HeadClasses."""
+    return tuple((HEADS.from_wire(m.head) or "", int(m.known)) for m in messages)
+
+
 def _join(values: list[Any], joiner: Any) -> Any:
     return None if values[0] is None else joiner(values)
 
@@ -138,6 +143,8 @@ class ClassifyResult:
     neighbors: Neighbors | None
     params: KnnQuery | None
     tag: str = ""
+    # Per head that ran: how many classes it knows (class indices 0 .. known - 1).
+    head_classes: tuple[tuple[str, int], ...] = ()
 
     @property
     def predictions(self) -> np.ndarray:
@@ -157,6 +164,8 @@ class ClassifyResult:
         )
         if self.params is not None:
             query_into(response.params, self.params)
+        for head, known in self.head_classes:
+            response.head_classes.add(head=HEADS.to_wire(head), known=known)
         return response
 
     @classmethod
@@ -170,6 +179,7 @@ class ClassifyResult:
             neighbors=Neighbors.from_proto(message.neighbors, "neighbors") if message.HasField("neighbors") else None,
             params=query_from(message.params) if message.HasField("params") else None,
             tag=message.tag,
+            head_classes=head_classes_from(message.head_classes),
         )
 
     @staticmethod
@@ -186,6 +196,7 @@ class ClassifyResult:
             neighbors=_join([p.neighbors for p in parts], Neighbors.concat),
             params=first.params,
             tag=first.tag,
+            head_classes=first.head_classes,
         )
 
 

@@ -20,9 +20,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 import numpy as np
 
 from knnserve.dataplane.registry import ModelRegistry, ServedModel
+from knnserve.dataplane.writes import ExampleWriter
 from knnserve.features.knn_spec import knn_preprocess_name
 from knnserve.model import KNNModel
 from knnserve.vote import neighbor_labels
+from knnserve_client.wire.examples import OnlineInfo
 from knnserve_client.wire.errors import DeadlineExpiredError, InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.limits import ServerLimits
 from knnserve_client.wire.messages import (
@@ -159,7 +161,8 @@ class PendingClassify:
             predictions, probabilities = model.predict_linear(self._rows, features)
             linear = head_result(predictions, probabilities, top_n)
         params = self.query if knn is not None else None
-        return ClassifyResult(self.served.name, self.served.version, knn, linear, neighbors, params, self._tag)
+        known = tuple(pair for pair in model.head_classes() if pair[0] in self._heads)
+        return ClassifyResult(self.served.name, self.served.version, knn, linear, neighbors, params, self._tag, known)
 
 
 class DataPlane:
@@ -174,6 +177,7 @@ class DataPlane:
     def __init__(self, registry: ModelRegistry, limits: ServerLimits) -> None:
         self.registry = registry
         self.limits = limits
+        self.writer = ExampleWriter(registry)
 
     @property
     def ready(self) -> bool:
@@ -187,6 +191,10 @@ class DataPlane:
         served = self.registry.get(name, version, field=field)
         versions = self.registry.snapshot().get(served.name, {served.version: served})
         return model_info(served, list(versions), self.limits)
+
+    def online_state(self, name: str, version: int | None = None, *, field: str = "model") -> OnlineInfo | None:
+        """What changed in one version since its bundle (None on a server that takes no writes)."""
+        return self.writer.state(self.registry.get(name, version, field=field))
 
     def describe_all(self) -> list[ModelInfo]:
         """Every served model at its newest version, sorted by name."""

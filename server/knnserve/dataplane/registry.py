@@ -9,12 +9,14 @@ batchers drain their queues before they stop. A bundle that fails to load is log
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from knnserve.bundle import MANIFEST, read_manifest
 from knnserve.dataplane.batcher import BatchObserver, DirectSearcher, DynamicBatcher, Searcher
@@ -49,6 +51,8 @@ class ServedModel:
     model: KNNModel
     searcher: Searcher
     fingerprint: str
+    # The model's writes (knnserve.online.LiveModel) when this is the newest version on a server that takes them.
+    live: Any | None = None
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -149,6 +153,8 @@ class ModelRegistry:
     model_dir: Path | None = None
     make_searcher: SearcherFactory = field(default_factory=lambda: searcher_factory(BatchConfig()))
     loader: Callable[[Path], KNNModel] = KNNModel.load
+    # Where write-ahead logs live when the server takes writes (knnserve.online.OnlineConfig), else None.
+    online: Any | None = None
 
     def __post_init__(self) -> None:
         if (self.models_dir is None) == (self.model_dir is None):
@@ -239,13 +245,15 @@ class ModelRegistry:
                 source = self.models_dir or self.model_dir
                 details = "; ".join(f"{n}/{v}: {m}" for n, v, m in failed) or "no NAME/VERSION/ bundle found"
                 raise BundleError(f"{source}: no model could be loaded ({details})")
+            if self.online is not None:
+                self._go_live(new)
             self._table = new
             self._loaded = True
             retired = [
                 served
                 for name, versions in old.items()
                 for version, served in versions.items()
-                if new.get(name, {}).get(version) is not served
+                if getattr(new.get(name, {}).get(version), "searcher", None) is not served.searcher  # a live copy shares it
             ]
             for served in retired:
                 served.searcher.close()  # drains its queue; late submissions run on the caller's thread
@@ -256,12 +264,32 @@ class ModelRegistry:
                 log.info("unloaded %s version %d", name, version)
             return ReloadReport(tuple(loaded), unloaded, tuple(kept), tuple(failed), tuple(skipped))
 
+    def _go_live(self, table: dict[str, dict[int, ServedModel]]) -> None:
+        """Give the newest version of each model its write-ahead log (replayed here) unless it has one."""
+        from knnserve.online.live import LiveModel  # only servers that take writes load it
+        from knnserve.online.records import RecordError
+        from knnserve.online.wal import LogError
+
+        for name, versions in table.items():
+            newest = max(versions)
+            served = versions[newest]
+            if served.live is not None:
+                continue
+            path = self.online.log_path(name, newest, served.fingerprint)
+            try:
+                live = LiveModel(served.model, path, limits=self.online.limits, sync=self.online.sync)
+            except (LogError, RecordError, OSError) as exc:
+                raise BundleError(f"{name} version {newest}: its write-ahead log {path} cannot be replayed: {exc}") from exc
+            versions[newest] = dataclasses.replace(served, live=live)
+
     def close(self) -> None:
-        """Stop every batcher (after draining it)."""
+        """Stop every batcher (after draining it) and close the write-ahead logs."""
         with self._reload_lock:
             for versions in self._table.values():
                 for served in versions.values():
                     served.searcher.close()
+                    if served.live is not None:
+                        served.live.close()
 
 
 __all__ = ["ModelRegistry", "ReloadReport", "ServedModel", "scan_models_dir", "scan_single_bundle", "searcher_factory"]

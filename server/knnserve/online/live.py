@@ -30,6 +30,7 @@ import numpy as np
 from knnserve.errors import InvalidInputError
 from knnserve.index import backend
 from knnserve.model import KNNModel
+from knnserve.online.config import OnlineLimits
 from knnserve.online.records import Added, Change, Removed, compact_vectors, decode, encode
 from knnserve.online.rwlock import ReadWriteLock
 from knnserve.online.wal import LogError, WriteAheadLog
@@ -40,19 +41,6 @@ log = logging.getLogger(__name__)
 
 MAX_LABEL_CHARS = 256
 MAX_REQUEST_ID_CHARS = 128
-
-
-@dataclass(frozen=True)
-class OnlineLimits:
-    """What one write may carry, and how large the log may grow before writes ask for a snapshot."""
-
-    max_rows_per_add: int = 1024
-    max_log_bytes: int = 1 << 30
-
-    def __post_init__(self) -> None:
-        for name in ("max_rows_per_add", "max_log_bytes"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(name, "an integer >= 1", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -73,7 +61,7 @@ class OnlineState:
     position: int
     log_bytes: int
     limits: OnlineLimits
-    head_classes: dict[str, int]
+    head_classes: tuple[tuple[str, int], ...]
     writable: bool
 
 
@@ -131,7 +119,6 @@ class LiveModel:
         self.model = model
         self.limits = limits or OnlineLimits()
         self.base_rows = model.ntotal
-        self._linear_classes = (int(np.max(model.linear.classes_)) + 1) if model.linear is not None else 0
         self._rw = ReadWriteLock()
         self._write = threading.Lock()  # ids, class indices and log order are given out under it
         self._apply = threading.Lock()
@@ -306,17 +293,10 @@ class LiveModel:
         """Ids removed since the bundle, sorted."""
         return self._removed
 
-    def head_classes(self) -> dict[str, int]:
-        """Per head, how many classes it knows (class indices 0..n-1): k-NN every one, linear those it was trained on."""
-        classes = {"knn": len(self.model.class_names)}
-        if self.model.linear is not None:
-            classes["linear"] = self._linear_classes
-        return classes
-
     def state(self) -> OnlineState:
         """Counts since the bundle, the log position and size, the limits and the classes each head knows."""
         return OnlineState(self.added, int(self._removed.size), self._applied, self._wal.size_bytes, self.limits,
-                           self.head_classes(), self._sealed is None)
+                           self.model.head_classes(), self._sealed is None)
 
     # -- snapshot -------------------------------------------------------------------------------------
 

@@ -86,8 +86,22 @@ class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
         return pb.ListModelsResponse(models=models, limits=self._limits)
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
-        info = self._plane.describe(request.name, version_of(request), field="name")
-        return pb.GetModelResponse(model=info.to_proto(), limits=self._limits)
+        version = version_of(request)
+        info = self._plane.describe(request.name, version, field="name")
+        online = self._plane.online_state(request.name, info.version, field="name")
+        return pb.GetModelResponse(model=info.to_proto(), limits=self._limits,
+                                   online=online.to_proto() if online is not None else None)
+
+    def AddExamples(self, request: pb.AddExamplesRequest, context: grpc.ServicerContext) -> pb.AddExamplesResponse:
+        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_DTYPES)
+        result = self._plane.writer.add(request.model, inputs, list(request.labels), request_id=request.request_id)
+        return result.to_proto()
+
+    def RemoveExamples(self, request: pb.RemoveExamplesRequest, context: grpc.ServicerContext) -> pb.RemoveExamplesResponse:
+        return self._plane.writer.remove(request.model, list(request.ids), request_id=request.request_id).to_proto()
+
+    def SnapshotModel(self, request: pb.SnapshotModelRequest, context: grpc.ServicerContext) -> pb.SnapshotModelResponse:
+        return self._plane.writer.snapshot(request.model).to_proto()
 
 
 __all__ = ["KnnServeServicer", "deadline_of", "heads_of", "version_of"]
