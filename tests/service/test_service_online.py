@@ -194,3 +194,29 @@ def test_restart_replays_and_snapshot_equals_replay(online: Callable, tmp_path: 
         client.add_examples("blobs", _far_rows(1, seed=9), ["later"])  # goes to version 2
         assert client.online_state("blobs").added == 1
     assert (tmp_path / "models" / "blobs" / "1" / "manifest.json").is_file()
+
+
+def test_kill_9_under_concurrent_writers_keeps_every_acknowledged_row_once(tmp_path: Path, data: TinyData) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from online_crash import crash_round
+
+    save_model(tmp_path / "models", "blobs", 1, data)
+    token_file = tmp_path / "write-token"
+    token_file.write_text(WRITE + "\n")
+    total = 0
+    for round_number in range(2):
+        counts = crash_round(tmp_path / "models", tmp_path / "logs", token_file, model="blobs", dim=16,
+                             round_number=round_number, writers=8, write_s=0.7)
+        assert counts.acknowledged > counts.in_flight >= 0
+        assert counts.present == counts.acknowledged, counts
+        assert counts.duplicated == 0, counts
+        total += counts.acknowledged
+    # The log holds every acknowledged row once: a replay in this process counts them.
+    from knnserve.model import KNNModel
+    from knnserve.online.live import LiveModel
+
+    (log,) = (tmp_path / "logs" / "blobs").glob("1-*.wal")
+    replayed = LiveModel(KNNModel.load(tmp_path / "models" / "blobs" / "1"), log)
+    assert replayed.added == total
