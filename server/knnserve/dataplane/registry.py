@@ -32,6 +32,8 @@ SINGLE_BUNDLE_VERSION = 1
 # 1 MB error (which would itself exceed the metadata limit) or a 1 MB log line.
 MAX_ECHOED_NAME = 64
 MAX_NAMES_LISTED = 20
+# How often a server that takes writes looks for records other processes appended to its logs.
+LOG_WATCH_S = 0.2
 
 
 def echo(name: str) -> str:
@@ -163,6 +165,8 @@ class ModelRegistry:
         self._loaded = False
         self._reload_lock = threading.Lock()
         self._broken: dict[Path, tuple[tuple[str, int, int], ...]] = {}  # failed versions, by their files' stat
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # -- reading (every call) -----------------------------------------------------------------
 
@@ -277,13 +281,43 @@ class ModelRegistry:
                 continue
             path = self.online.log_path(name, newest, served.fingerprint)
             try:
-                live = LiveModel(served.model, path, limits=self.online.limits, sync=self.online.sync)
+                live = LiveModel(served.model, path, limits=self.online.limits, sync=self.online.sync,
+                                 on_sealed=self._reload_soon)
             except (LogError, RecordError, OSError) as exc:
                 raise BundleError(f"{name} version {newest}: its write-ahead log {path} cannot be replayed: {exc}") from exc
             versions[newest] = dataclasses.replace(served, live=live)
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch_logs, name="log-watcher", daemon=True)
+            self._watcher.start()
+
+    def _watch_logs(self) -> None:
+        """Catch up on what other processes append to the shared logs (``--workers``), between searches too:
+        GetModel's counts follow, and a seal (another process's snapshot) is noticed without a search."""
+        while not self._closed.wait(LOG_WATCH_S):
+            for versions in self._table.values():
+                for served in versions.values():
+                    live = served.live
+                    if live is None:
+                        continue
+                    try:
+                        live.poll()
+                    except Exception:  # keep watching; the next search or write reports the problem
+                        log.exception("catching up on %s version %d's log failed", served.name, served.version)
+
+    def _reload_soon(self) -> None:
+        """Reload on a thread of its own: another process took a snapshot, so a new version is on disk."""
+
+        def reload() -> None:
+            try:
+                self.reload()
+            except Exception:  # a failed reload must not take the server down
+                log.exception("reload after another process's snapshot failed; the loaded versions keep serving")
+
+        threading.Thread(target=reload, name="reload-after-snapshot", daemon=True).start()
 
     def close(self) -> None:
         """Stop every batcher (after draining it) and close the write-ahead logs."""
+        self._closed.set()
         with self._reload_lock:
             for versions in self._table.values():
                 for served in versions.values():

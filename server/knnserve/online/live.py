@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ from knnserve.errors import InvalidInputError
 from knnserve.index import backend
 from knnserve.model import KNNModel
 from knnserve.online.config import OnlineLimits
-from knnserve.online.records import Added, Change, Removed, compact_vectors, decode, encode
+from knnserve.online.records import Added, Change, Removed, Sealed, compact_vectors, decode, encode
 from knnserve.online.rwlock import ReadWriteLock
-from knnserve.online.wal import LogError, WriteAheadLog
+from knnserve.online.wal import LogError, LogRecord, WriteAheadLog
 from knnserve_client.wire.errors import ModelsNotLoadedError, RequestTooLargeError
 from knnserve_client.wire.query import KnnQuery
 
@@ -115,8 +116,9 @@ class LiveModel:
     """
 
     def __init__(self, model: KNNModel, log_path: str | Path, *, limits: OnlineLimits | None = None,
-                 sync: bool = True) -> None:
+                 sync: bool = True, on_sealed: Callable[[], None] | None = None) -> None:
         self.model = model
+        self._on_sealed = on_sealed
         self.limits = limits or OnlineLimits()
         self.base_rows = model.ntotal
         self._rw = ReadWriteLock()
@@ -130,6 +132,7 @@ class LiveModel:
         self._requests: dict[str, WriteResult] = {}
         self._pending: dict[int, Change] = {}
         self._applied = 0
+        self._theirs = 0  # the last record read from another process's appends
         self.added = 0
         self._sealed: str | None = None
         self._wal = WriteAheadLog(log_path, sync=sync)
@@ -147,7 +150,8 @@ class LiveModel:
         for record in self._wal.replayed:
             change = decode(record.payload)
             self._register(change, record.seq)
-            changes.append(change)
+            if not isinstance(change, Sealed):
+                changes.append(change)
         # Consecutive adds go to FAISS in one call (much faster than one call per record).
         run: list[Added] = []
         for change in [*changes, None]:
@@ -166,6 +170,9 @@ class LiveModel:
 
     def _register(self, change: Change, seq: int) -> WriteResult:
         """Give a logged change its ids and class indices (log order); called under the write lock or in replay."""
+        if isinstance(change, Sealed):
+            self._sealed = f"this version took a snapshot, written to {change.target}; writes go to the next version (retry)"
+            return WriteResult(np.zeros(0, dtype=np.int64), seq)
         if isinstance(change, Added):
             if change.first_id != self._next_id:
                 raise LogError(f"{self._wal.path}: a record adds ids from {change.first_id} where {self._next_id} was "
@@ -228,23 +235,58 @@ class LiveModel:
         return WriteResult(found.ids, found.position, duplicate=True)
 
     def _log(self, make: Any, request_id: str) -> WriteResult:
-        with self._write:
+        sealed = False
+        with self._write, self._wal.exclusive() as theirs:
+            sealed = self._take(theirs)
             if self._sealed is not None:
-                raise ModelMovedError(self._sealed)
-            if request_id and request_id in self._requests:
+                error = ModelMovedError(self._sealed)
+            elif request_id and request_id in self._requests:
                 first = self._requests[request_id]
-                result = WriteResult(first.ids, first.position, duplicate=True)
+                result, error = WriteResult(first.ids, first.position, duplicate=True), None
+            elif self._wal.size_bytes >= self.limits.max_log_bytes:
+                error = RequestTooLargeError(
+                    f"the write-ahead log holds {self._wal.size_bytes} bytes, the limit is {self.limits.max_log_bytes}: "
+                    "take a snapshot (knnserve examples snapshot) to fold it into the next bundle version")
             else:
-                if self._wal.size_bytes >= self.limits.max_log_bytes:
-                    raise RequestTooLargeError(
-                        f"the write-ahead log holds {self._wal.size_bytes} bytes, the limit is {self.limits.max_log_bytes}: "
-                        "take a snapshot (knnserve examples snapshot) to fold it into the next bundle version")
                 change = make()  # validation that depends on the state (ids known) runs here
                 seq = self._wal.append(encode(change))
-                result = self._register(change, seq)
+                result, error = self._register(change, seq), None
                 self._pending[seq] = change
+        if sealed and self._on_sealed is not None:
+            self._on_sealed()
+        if error is not None:
+            raise error
         self._finish(result.position)
         return result
+
+    def _take(self, records: list[LogRecord]) -> bool:
+        """Register records other processes appended (under the write lock); True when one sealed the log."""
+        sealed = False
+        for record in records:
+            change = decode(record.payload)
+            self._register(change, record.seq)
+            if isinstance(change, Sealed):
+                sealed = True
+            self._pending[record.seq] = change
+            self._theirs = record.seq
+        return sealed
+
+    def poll(self) -> None:
+        """:meth:`catch_up` when the log file grew, or wait for a catch-up in progress elsewhere to apply
+        what it read (a no-op costing one ``fstat`` otherwise)."""
+        if self._wal.moved():
+            self.catch_up()
+        elif self._applied < self._theirs:
+            self._finish(self._theirs)
+
+    def catch_up(self) -> None:
+        """Apply what other processes appended to the shared log (``serve --workers``), before a search."""
+        with self._write, self._wal.exclusive() as theirs:
+            sealed = self._take(theirs)
+        if theirs:
+            self._finish(theirs[-1].seq)
+        if sealed and self._on_sealed is not None:
+            self._on_sealed()
 
     def _finish(self, seq: int) -> None:
         """Wait until record ``seq`` is durable, then apply every committed record up to it, in log order."""
@@ -264,6 +306,8 @@ class LiveModel:
             self._applied = next_seq - 1
 
     def _apply_change(self, change: Change) -> None:
+        if isinstance(change, Sealed):
+            return
         if isinstance(change, Added):
             self._apply_adds([change])
             return
@@ -283,7 +327,12 @@ class LiveModel:
     # -- reads ----------------------------------------------------------------------------------------
 
     def search(self, rows: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS's raw (distances, ids) over the live rows (added ones in, removed ones out)."""
+        """FAISS's raw (distances, ids) over the live rows (added ones in, removed ones out).
+
+        Another process's acknowledged writes are in the log file before this search starts: when the
+        file grew, they are applied first (one ``fstat`` per search otherwise).
+        """
+        self.poll()
         with self._rw.read():
             changed = self.added > 0 or self._exclusion is not None
             return self.model.search_index(rows, query, exclude=self._exclusion, kernels=not changed)
@@ -303,34 +352,43 @@ class LiveModel:
     def snapshot(self, target: str | Path, *, name: str | None = None) -> KNNModel:
         """Write bundle + log as a new bundle at ``target`` (atomically), removed rows dropped; this model then takes no writes.
 
-        Extractor, preprocessing, linear head, defaults and dataset are carried over; searches go on
-        meanwhile, writes wait (and then are told to retry on the next version).
+        Extractor, preprocessing, linear head, defaults and dataset are carried over. Searches go on
+        meanwhile; writes wait (every process's: the log is held), then are told to retry on the
+        next version. A seal record ends the log, so other processes stop taking writes too.
         """
-        with self._write:
+        with self._write, self._wal.exclusive() as theirs:
+            self._take(theirs)
             if self._sealed is not None:
                 raise ModelMovedError(self._sealed)
             self._finish(self._wal.last_seq)
-            model = self.model
-            with self._rw.read():
-                index = backend.compacted(model.index, self._removed)
-                keep = np.ones(self._labels.size, dtype=bool)
-                keep[self._removed] = False
-                labels = model.labels[keep].copy()
-                class_names = model.class_names
-            manifest = model.manifest
-            info = model.index_info.model_copy(update={"ntotal": int(index.ntotal),
-                                                       "serialized_bytes": backend.serialized_size(index)})
-            copy = KNNModel(index=index, labels=labels, class_names=class_names, input_shape=model.input_shape,
-                            input_dtype=str(model.input_dtype), index_info=info, defaults=model.defaults, manifest=manifest,
-                            preprocessor=model.preprocessor, linear=model.linear, extractor=model.extractor, kernel="faiss")
+            copy = self._folded()
+            manifest = self.model.manifest
             extra = dict(manifest.extra) if manifest is not None else {}
             extra["online"] = {"base_rows": self.base_rows, "added": self.added, "removed": int(self._removed.size),
                                "log": str(self._wal.path), "log_position": self._applied}
             copy.save(target, name=name or (manifest.name if manifest is not None else "model"),
                       dataset=manifest.dataset if manifest is not None else None,
                       metrics=dict(manifest.metrics) if manifest is not None else None, extra=extra)
-            self._sealed = f"this version took a snapshot, written to {target}; writes go to the next version (retry)"
+            seal = Sealed(str(target))
+            seq = self._wal.append(encode(seal))
+            self._register(seal, seq)
+            self._pending[seq] = seal
+            self._finish(seq)
             return copy
+
+    def _folded(self) -> KNNModel:
+        """The model as it stands, removed rows dropped (ids renumbered), as a new KNNModel."""
+        model = self.model
+        with self._rw.read():
+            index = backend.compacted(model.index, self._removed)
+            keep = np.ones(self._labels.size, dtype=bool)
+            keep[self._removed] = False
+            labels = model.labels[keep].copy()
+        info = model.index_info.model_copy(update={"ntotal": int(index.ntotal), "serialized_bytes": backend.serialized_size(index)})
+        return KNNModel(index=index, labels=labels, class_names=model.class_names, input_shape=model.input_shape,
+                        input_dtype=str(model.input_dtype), index_info=info, defaults=model.defaults,
+                        manifest=model.manifest, preprocessor=model.preprocessor, linear=model.linear,
+                        extractor=model.extractor, kernel="faiss")
 
     def close(self) -> None:
         """Close the log file."""

@@ -1,4 +1,5 @@
-"""The changes an online model logs: added examples and removed ids, as log payloads (JSON head + raw array bytes).
+"""The changes an online model logs: added examples, removed ids, the seal of a snapshot, as log payloads
+(JSON head + raw array bytes).
 
 Payload layout: u32 length of a JSON head, the head (UTF-8), then for an add the vectors' bytes
 (row-major, little-endian, the head's dtype and shape). No pickle: the log is data a server reads
@@ -44,7 +45,14 @@ class Removed:
     request_id: str = ""
 
 
-Change = Added | Removed
+@dataclass(frozen=True)
+class Sealed:
+    """The log's last record: a snapshot folded it into ``target`` (the next version); no writes follow."""
+
+    target: str
+
+
+Change = Added | Removed | Sealed
 
 
 def compact_vectors(vectors: np.ndarray) -> np.ndarray:
@@ -61,9 +69,11 @@ def encode(change: Change) -> bytes:
         head = {"kind": "add", "request_id": change.request_id, "first_id": change.first_id,
                 "labels": list(change.labels), "dtype": vectors.dtype.name, "shape": list(vectors.shape)}
         body = np.ascontiguousarray(vectors, dtype=_DTYPES[vectors.dtype.name]).tobytes()
-    else:
+    elif isinstance(change, Removed):
         head = {"kind": "remove", "request_id": change.request_id, "ids": [int(i) for i in change.ids]}
         body = b""
+    else:
+        head, body = {"kind": "seal", "target": change.target}, b""
     text = json.dumps(head, separators=(",", ":")).encode()
     return _HEAD_LENGTH.pack(len(text)) + text + body
 
@@ -85,9 +95,11 @@ def decode(payload: bytes) -> Change:
             return Added(int(head["first_id"]), vectors, labels, str(head["request_id"]))
         if head["kind"] == "remove":
             return Removed(np.asarray(head["ids"], dtype=np.int64).reshape(-1), str(head["request_id"]))
+        if head["kind"] == "seal":
+            return Sealed(str(head["target"]))
         raise ValueError(f"unknown kind {head['kind']!r}")
     except (KeyError, ValueError, TypeError, struct.error) as exc:
         raise RecordError(f"a log record that does not decode: {exc}") from exc
 
 
-__all__ = ["Added", "Change", "RecordError", "Removed", "compact_vectors", "decode", "encode"]
+__all__ = ["Added", "Change", "RecordError", "Removed", "Sealed", "compact_vectors", "decode", "encode"]

@@ -16,12 +16,14 @@ caller acknowledges a write only after that.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import struct
 import threading
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,8 +114,10 @@ def _fsync_dir(folder: Path) -> None:
 class WriteAheadLog:
     """An append-only log file; :meth:`append` writes a record, :meth:`commit` makes it durable.
 
-    Opening replays the file (:attr:`replayed`) and truncates a torn or damaged tail. Thread-safe:
-    appends are serialised; concurrent commits share one fsync (group commit): the first caller
+    Opening replays the file (:attr:`replayed`) and truncates a torn or damaged tail. Thread-safe,
+    and shared safely by processes (the workers of ``serve --workers``): appends happen inside
+    :meth:`exclusive` (a thread lock and ``flock`` on the file), which first reads what other
+    processes appended since. Concurrent commits share one fsync (group commit): the first caller
     syncs every record written so far, callers arriving meanwhile wait and are usually covered by
     the next single fsync. ``sync=False`` skips fsync (tests and benchmarks of everything else).
     """
@@ -122,27 +126,31 @@ class WriteAheadLog:
         self.path = Path(path)
         self._sync = sync
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()  # appends and catch-ups of this process
+        self._cond = threading.Condition()  # the group commit
+        self._end = len(MAGIC)
+        self._written_seq = 0
         try:
-            self.replayed = self._recover(created)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                self.replayed = self._recover()
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         except BaseException:
             os.close(self._fd)
             raise
-        last = self.replayed[-1].seq if self.replayed else 0
-        self._end = self.replayed[-1].end if self.replayed else len(MAGIC)
-        self._written_seq = last
-        self._durable_seq = last
-        self._durable_end = self._end
+        if self.replayed:
+            self._written_seq, self._end = self.replayed[-1].seq, self.replayed[-1].end
+        self._durable_seq = self._written_seq
         self._syncing = False
         self._failed: str | None = None
-        self._cond = threading.Condition()
         self.syncs = 0  # fsyncs made (group commit makes fewer than appends)
 
-    def _recover(self, created: bool) -> list[LogRecord]:
+    def _recover(self) -> list[LogRecord]:
         size = os.fstat(self._fd).st_size
         if size < len(MAGIC):
-            if size and not created:
+            if size:
                 log.warning("%s: %d bytes, shorter than the log header: starting it again", self.path, size)
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, MAGIC, 0)
@@ -154,11 +162,15 @@ class WriteAheadLog:
             raise LogError(f"{self.path}: not a knnserve write-ahead log (it does not start with {MAGIC!r})")
         found = scan(data)
         if found.dropped_bytes:
-            log.warning("%s: dropped %d bytes after seq %d: %s (a write cut short, never acknowledged)",
-                        self.path, found.dropped_bytes, found.records[-1].seq if found.records else 0, found.reason)
-            os.ftruncate(self._fd, found.end)
-            self._fsync()
+            self._drop_tail(found)
         return found.records
+
+    def _drop_tail(self, found: ScanResult) -> None:
+        log.warning("%s: dropped %d bytes after seq %d: %s (a write cut short, never acknowledged)",
+                    self.path, found.dropped_bytes, found.records[-1].seq if found.records else self._written_seq,
+                    found.reason)
+        os.ftruncate(self._fd, found.end)
+        self._fsync()
 
     def _fsync(self) -> None:
         if self._sync:
@@ -168,7 +180,7 @@ class WriteAheadLog:
 
     @property
     def last_seq(self) -> int:
-        """Sequence number of the last record written (durable or not)."""
+        """Sequence number of the last record written or read (durable or not)."""
         return self._written_seq
 
     @property
@@ -178,31 +190,59 @@ class WriteAheadLog:
 
     @property
     def size_bytes(self) -> int:
-        """Bytes the log file holds."""
+        """Bytes of the log this process has written or read."""
         return self._end
+
+    def moved(self) -> bool:
+        """True when the file holds bytes this process has not read (another process appended)."""
+        return os.fstat(self._fd).st_size != self._end
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def append(self, payload: bytes) -> int:
-        """Write one record (not yet durable) and return its sequence number."""
-        with self._cond:
-            if self._failed is not None:
-                raise LogError(f"{self.path}: the log failed earlier and takes no writes ({self._failed})")
-            seq = self._written_seq + 1
-            data = encode_record(seq, payload)
+    @contextmanager
+    def exclusive(self) -> Iterator[list[LogRecord]]:
+        """Hold the log for appending (this process's lock, then ``flock``); yields the records other
+        processes appended since this one last read. A torn tail found here (no writer holds the
+        lock, so nobody is still writing it) is dropped."""
+        with self._lock:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
-                written = os.pwrite(self._fd, data, self._end)
-                if written != len(data):
-                    raise OSError(f"short write: {written} of {len(data)} bytes")
-            except OSError as exc:
-                try:
-                    os.ftruncate(self._fd, self._end)  # no partial record stays behind the next one
-                except OSError:
-                    self._failed = str(exc)
-                raise LogError(f"{self.path}: could not write a record: {exc}") from exc
-            self._end += len(data)
-            self._written_seq = seq
-            return seq
+                yield self._catch_up(truncate=True)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _catch_up(self, *, truncate: bool) -> list[LogRecord]:
+        size = os.fstat(self._fd).st_size
+        if size == self._end:
+            return []
+        data = os.pread(self._fd, size - self._end, self._end)
+        found = scan(data, start=0, first_seq=self._written_seq + 1)
+        records = [LogRecord(r.seq, r.payload, r.end + self._end) for r in found.records]
+        if records:
+            self._written_seq, self._end = records[-1].seq, records[-1].end
+        if found.dropped_bytes and truncate:
+            self._drop_tail(ScanResult(records, self._end, found.dropped_bytes, found.reason))
+        return records
+
+    def append(self, payload: bytes) -> int:
+        """Write one record (not yet durable) and return its sequence number; call inside :meth:`exclusive`."""
+        if self._failed is not None:
+            raise LogError(f"{self.path}: the log failed earlier and takes no writes ({self._failed})")
+        seq = self._written_seq + 1
+        data = encode_record(seq, payload)
+        try:
+            written = os.pwrite(self._fd, data, self._end)
+            if written != len(data):
+                raise OSError(f"short write: {written} of {len(data)} bytes")
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, self._end)  # no partial record stays behind the next one
+            except OSError:
+                self._failed = str(exc)
+            raise LogError(f"{self.path}: could not write a record: {exc}") from exc
+        self._end += len(data)
+        self._written_seq = seq
+        return seq
 
     def commit(self, seq: int) -> None:
         """Return once the record ``seq`` (and every one before it) is on disk; one fsync serves many callers."""
@@ -214,16 +254,15 @@ class WriteAheadLog:
                     self._cond.wait()
                     continue
                 self._syncing = True
-                target, end = self._written_seq, self._end
+                target = self._written_seq  # every record up to it was written before this fsync starts
                 self._cond.release()
+                error: OSError | None = None
                 try:
                     self._fsync()
                 except OSError as exc:
                     # After a failed fsync the kernel may have dropped the dirty pages: nothing written
                     # since the last good fsync can be trusted, so the log takes no more writes.
-                    error: OSError | None = exc
-                else:
-                    error = None
+                    error = exc
                 finally:
                     self._cond.acquire()
                 self._syncing = False
@@ -231,26 +270,15 @@ class WriteAheadLog:
                 if error is not None:
                     self._failed = str(error)
                 else:
-                    self._durable_seq, self._durable_end = max(self._durable_seq, target), max(self._durable_end, end)
+                    self._durable_seq = max(self._durable_seq, target)
                 self._cond.notify_all()
-
-    def read_from(self, offset: int, first_seq: int) -> ScanResult:
-        """Records written from byte ``offset`` on (another process's appends to a shared log)."""
-        size = os.fstat(self._fd).st_size
-        data = os.pread(self._fd, size - offset, offset) if size > offset else b""
-        found = scan(data, start=0, first_seq=first_seq)
-        records = [LogRecord(r.seq, r.payload, r.end + offset) for r in found.records]
-        return ScanResult(records, found.end + offset, found.dropped_bytes, found.reason)
 
     def close(self) -> None:
         """Close the file (records already committed stay durable)."""
-        with self._cond:
+        with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-
-    def __iter__(self) -> Iterator[LogRecord]:
-        return iter(self.replayed)
 
 
 __all__ = ["HEADER", "MAGIC", "LogError", "LogRecord", "ScanResult", "WriteAheadLog", "checksum", "encode_record", "scan"]

@@ -12,10 +12,15 @@ import pytest
 from knnserve.online.wal import HEADER, MAGIC, LogError, WriteAheadLog, scan
 
 
+def _append(wal: WriteAheadLog, payload: bytes) -> int:
+    with wal.exclusive():
+        return wal.append(payload)
+
+
 def _write(path: Path, payloads: list[bytes]) -> None:
     wal = WriteAheadLog(path)
     for payload in payloads:
-        wal.commit(wal.append(payload))
+        wal.commit(_append(wal, payload))
     wal.close()
 
 
@@ -25,7 +30,7 @@ def test_records_round_trip_in_order(tmp_path: Path) -> None:
     wal = WriteAheadLog(tmp_path / "log")
     assert [r.payload for r in wal.replayed] == payloads
     assert [r.seq for r in wal.replayed] == [1, 2, 3]
-    assert wal.append(b"next") == 4
+    assert _append(wal, b"next") == 4
     assert wal.durable_seq == 3
 
 
@@ -41,7 +46,7 @@ def test_torn_tail_is_dropped_and_logged(tmp_path: Path, cut: int, caplog: pytes
     assert [r.payload for r in wal.replayed] == [b"first"]
     assert "dropped" in caplog.text
     assert path.stat().st_size == last  # truncated: the next record follows the good ones
-    wal.commit(wal.append(b"again"))
+    wal.commit(_append(wal, b"again"))
     wal.close()
     assert [r.payload for r in WriteAheadLog(path).replayed] == [b"first", b"again"]
 
@@ -80,7 +85,7 @@ def test_concurrent_commits_share_fsyncs(tmp_path: Path) -> None:
     def writer() -> None:
         barrier.wait()
         for _ in range(20):
-            wal.commit(wal.append(os.urandom(64)))
+            wal.commit(_append(wal, os.urandom(64)))
 
     threads = [threading.Thread(target=writer) for _ in range(16)]
     for thread in threads:
@@ -91,3 +96,16 @@ def test_concurrent_commits_share_fsyncs(tmp_path: Path) -> None:
     assert wal.syncs < 320  # group commit: fewer fsyncs than records
     wal.close()
     assert len(WriteAheadLog(tmp_path / "log").replayed) == 320
+
+
+def test_two_handles_share_a_log_like_two_processes(tmp_path: Path) -> None:
+    first, second = WriteAheadLog(tmp_path / "log"), WriteAheadLog(tmp_path / "log")
+    first.commit(_append(first, b"from first"))
+    assert second.moved()
+    with second.exclusive() as theirs:
+        assert [r.payload for r in theirs] == [b"from first"]
+        seq = second.append(b"from second")
+    assert seq == 2
+    with first.exclusive() as theirs:
+        assert [(r.seq, r.payload) for r in theirs] == [(2, b"from second")]
+    assert not first.moved()
