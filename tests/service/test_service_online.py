@@ -220,3 +220,30 @@ def test_kill_9_under_concurrent_writers_keeps_every_acknowledged_row_once(tmp_p
     (log,) = (tmp_path / "logs" / "blobs").glob("1-*.wal")
     replayed = LiveModel(KNNModel.load(tmp_path / "models" / "blobs" / "1"), log)
     assert replayed.added == total
+
+
+def test_the_examples_commands(online: Callable, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from knnserve.cli import main
+
+    _, target = online()
+    np.save(tmp_path / "rows.npy", _far_rows(3, seed=2))
+    token = tmp_path / "write-token-file"
+    token.write_text(WRITE)
+    common = ["--server", target, "--token-file", str(token), "--model", "blobs"]
+    assert main(["examples", "add", *common, "--input", str(tmp_path / "rows.npy"), "--label", "cli"]) == 0
+    added = json.loads(capsys.readouterr().out)
+    assert (added["added"], added["first_id"], added["last_id"]) == (3, 400, 402)
+    assert main(["examples", "remove", *common, "--ids", "400,5"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == 2
+    assert main(["examples", "status", *common]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["added"], status["removed"], status["head_classes"]) == (3, 2, {"knn": 5})
+    assert main(["examples", "snapshot", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["ntotal"] == 401
+    read_token = tmp_path / "read-token-file"
+    read_token.write_text(READ)
+    assert main(["examples", "add", "--server", target, "--token-file", str(read_token), "--model", "blobs",
+                 "--input", str(tmp_path / "rows.npy"), "--label", "cli"]) == 3  # PERMISSION_DENIED: the server refused
+    assert "PERMISSION_DENIED" in capsys.readouterr().err
