@@ -41,7 +41,11 @@ def target(tmp_path: Path) -> Iterator[str]:
     address = f"127.0.0.1:{port}"
     try:
         wait_until_serving(address, process, "knnserve --workers 2")
-        time.sleep(1.0)  # both workers load before they bind; give the second one time
+        seen: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and time.monotonic() < deadline:  # each worker binds once its models are loaded
+            seen.add(_call(address, "GetModel", pb.GetModelRequest(name="blobs"))[1])
+        assert len(seen) == 2, "the second worker never answered"
         yield address
     finally:
         stop(process, 30)
