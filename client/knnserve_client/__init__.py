@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from knnserve_client.channel import RetryPolicy
     from knnserve_client.client import Client
     from knnserve_client.wire.errors import InvalidInputError
+    from knnserve_client.wire.examples import AddResult, OnlineInfo, RemoveResult, SnapshotResult
     from knnserve_client.wire.limits import ServerLimits
     from knnserve_client.wire.model_info import IndexInfo, ModelInfo
     from knnserve_client.wire.results import ClassifyResult, HeadResult, Neighbors, SearchResult
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         InvalidArgumentError,
         KnnServeClientError,
         NotFoundError,
+        PermissionDeniedError,
         ServerError,
         TooLargeError,
         UnauthenticatedError,
@@ -44,6 +46,11 @@ _EXPORTS = {
     "InvalidArgumentError": "wire.status",
     "KnnServeClientError": "wire.status",
     "NotFoundError": "wire.status",
+    "PermissionDeniedError": "wire.status",
+    "AddResult": "wire.examples",
+    "OnlineInfo": "wire.examples",
+    "RemoveResult": "wire.examples",
+    "SnapshotResult": "wire.examples",
     "ServerError": "wire.status",
     "TooLargeError": "wire.status",
     "UnauthenticatedError": "wire.status",

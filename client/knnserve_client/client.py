@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ import numpy as np
 
 from knnserve_client.channel import RetryPolicy, make_channel
 from knnserve_client.wire.errors import InvalidInputError
+from knnserve_client.wire.examples import AddResult, OnlineInfo, RemoveResult, SnapshotResult
 from knnserve_client.wire.limits import DEFAULT_MAX_MESSAGE_BYTES, ServerLimits
 from knnserve_client.wire.model_info import ModelInfo
 from knnserve_client.wire.query import KnnQuery
@@ -228,6 +230,35 @@ class Client:
             return_neighbors=return_neighbors,
         )
         return query_into(request, query)
+
+    # -- writes (servers started with --online-dir; the client needs the write token) -----------
+
+    def add_examples(self, model: str, x: np.ndarray, labels: Sequence[str], *, request_id: str | None = None,
+                     timeout: float | None = None) -> AddResult:
+        """Add labelled rows (the model's input space) to the newest version; returns once the server has them on disk.
+
+        ``request_id``: a retry with the same id is applied once (default: a fresh one per call, so
+        the client's own retries of UNAVAILABLE never apply a write twice).
+        """
+        request = pb.AddExamplesRequest(model=model, inputs=to_tensor(as_input_array(x)), labels=list(labels),
+                                        request_id=request_id if request_id is not None else uuid.uuid4().hex)
+        return from_proto(self._call(self._stub.AddExamples, request, timeout))
+
+    def remove_examples(self, model: str, ids: Sequence[int] | np.ndarray, *, request_id: str | None = None,
+                        timeout: float | None = None) -> RemoveResult:
+        """Hide examples (training rows or added ones) by id from every search of the newest version."""
+        request = pb.RemoveExamplesRequest(model=model, ids=[int(i) for i in np.asarray(ids).reshape(-1)],
+                                           request_id=request_id if request_id is not None else uuid.uuid4().hex)
+        return from_proto(self._call(self._stub.RemoveExamples, request, timeout))
+
+    def snapshot(self, model: str, *, timeout: float | None = None) -> SnapshotResult:
+        """Fold the newest version's log into the next version (written atomically, then served)."""
+        return from_proto(self._call(self._stub.SnapshotModel, pb.SnapshotModelRequest(model=model), timeout))
+
+    def online_state(self, model: str, version: int | None = None, *, timeout: float | None = None) -> OnlineInfo | None:
+        """What changed in a version since its bundle (None when the server takes no writes)."""
+        response = self._call(self._stub.GetModel, pb.GetModelRequest(name=model, version=version), timeout)
+        return from_proto(response.online) if response.HasField("online") else None
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import astuple, dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,6 +47,13 @@ class Classification:
     distances: np.ndarray
     ids: np.ndarray
     neighbor_labels: np.ndarray
+
+
+class SearchOverlay(Protocol):
+    """What searches a changing index (``knnserve.online.LiveModel``): FAISS's raw (distances, ids)."""
+
+    def search(self, rows: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:
+        """The query's k nearest live rows of rows already in the index's space."""
 
 
 # What a batched search gives: (distances, ids, features), features being the rows the linear head
@@ -108,6 +115,8 @@ class KNNModel:
         self.linear = linear  # a fitted knnserve.linear.LinearClassifier, or None
         self.extractor = extractor
         self._resolved: dict[tuple[KnnQuery, int, KnnQuery], KnnQuery] = {}
+        # Set by knnserve.online.LiveModel when the model takes added and removed examples while served.
+        self.overlay: SearchOverlay | None = None
         self.kernel = kernel
         # The kernels work on raw uint8 rows; an extractor's embeddings are float features.
         plan = plan_kernel(factory=index_info.factory, metric=index_info.metric, input_dtype=input_dtype,
@@ -175,6 +184,14 @@ class KNNModel:
     def heads(self) -> tuple[str, ...]:
         """Classification heads this model has: "knn", and "linear" when it carries one."""
         return ("knn", "linear") if self.linear is not None else ("knn",)
+
+    def head_classes(self) -> tuple[tuple[str, int], ...]:
+        """Per head, how many classes it knows (class indices 0 .. n-1): k-NN every class, including
+        those added online; the linear head those it was trained on."""
+        knn = ("knn", self.n_classes)
+        if self.linear is None:
+            return (knn,)
+        return knn, ("linear", int(np.max(self.linear.classes_)) + 1)
 
     @property
     def ntotal(self) -> int:
@@ -263,16 +280,29 @@ class KNNModel:
         assert query.k is not None, "resolve the query first (KNNModel.resolve)"
         features = self.embed(prepared)
         rows = features if self.preprocessor is None else self.preprocessor.transform(features)
-        found = self._dispatch.search(rows, query.k, query.nprobe)  # None: below the kernel's threshold, or no kernel
-        if found is None:
-            found = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
-        raw, ids = found
+        if self.overlay is not None:
+            raw, ids = self.overlay.search(rows, query)
+        else:
+            raw, ids = self.search_index(rows, query)
         return true_distances(raw, self.index_info.metric), ids, (features if self.extractor is not None else None)
+
+    def search_index(self, rows: np.ndarray, query: KnnQuery, *, exclude: backend.Exclusion | None = None,
+                     kernels: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's raw (distances, ids) for rows in the index's space: the planned kernel where it applies
+        (``kernels``), else FAISS, skipping the ids of ``exclude``."""
+        assert query.k is not None, "resolve the query first (KNNModel.resolve)"
+        found = self._dispatch.search(rows, query.k, query.nprobe) if kernels and exclude is None else None
+        if found is None:  # below the kernel's threshold, no kernel, or the index changed since it was planned
+            found = backend.search(self.index, rows, query.k, nprobe=query.nprobe, ef_search=query.ef_search, exclude=exclude)
+        return found
 
     def search_vectors(self, vectors: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search of rows already in the index's space (:meth:`vectors`): (distances on the true scale, ids)."""
         assert query.k is not None, "resolve the query first (KNNModel.resolve)"
-        raw, ids = backend.search(self.index, vectors, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
+        if self.overlay is not None:
+            raw, ids = self.overlay.search(vectors, query)
+        else:
+            raw, ids = backend.search(self.index, vectors, query.k, nprobe=query.nprobe, ef_search=query.ef_search)
         return true_distances(raw, self.index_info.metric), ids
 
     def search(self, prepared: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray]:

@@ -47,6 +47,10 @@ class TokenRejectedError(KnnServeError):
     """Missing or wrong bearer token."""
 
 
+class WriteRefusedError(KnnServeError, PermissionError):
+    """A write without the write token (a read token is not enough), or to a server that takes no writes."""
+
+
 __all__ = [
     "DeadlineExpiredError",
     "InvalidInputError",
@@ -55,4 +59,5 @@ __all__ = [
     "ModelsNotLoadedError",
     "RequestTooLargeError",
     "TokenRejectedError",
+    "WriteRefusedError",
 ]

@@ -83,6 +83,9 @@ class ClassifyResult:
     neighbors: Neighbors | None
     params: KnnQuery | None
     tag: str = ""
+    # Per head that ran: how many classes it knows (class indices 0 .. known - 1); a class added online
+    # is known to the k-NN head at once, to the linear head from the next trained version.
+    head_classes: tuple[tuple[str, int], ...] = ()
 
     @property
     def predictions(self) -> np.ndarray:
@@ -106,6 +109,7 @@ class ClassifyResult:
             neighbors=_join([p.neighbors for p in parts], Neighbors.concat),
             params=first.params,
             tag=first.tag,
+            head_classes=first.head_classes,
         )
 
 

@@ -14,6 +14,7 @@ from knnserve_client.wire.errors import (
     ModelsNotLoadedError,
     RequestTooLargeError,
     TokenRejectedError,
+    WriteRefusedError,
 )
 
 GENERIC_INTERNAL_MESSAGE = "internal error; the server log has the details (request id in the trailing metadata)"
@@ -47,6 +48,10 @@ class UnauthenticatedError(KnnServeClientError):
     """UNAUTHENTICATED: missing or wrong bearer token."""
 
 
+class PermissionDeniedError(KnnServeClientError, PermissionError):
+    """PERMISSION_DENIED: a write without the write token, or to a server that takes no writes."""
+
+
 class TooLargeError(KnnServeClientError):
     """RESOURCE_EXHAUSTED: a message or request exceeded the server's limits."""
 
@@ -65,6 +70,7 @@ _TABLE: tuple[tuple[type[Exception], grpc.StatusCode, type[KnnServeClientError]]
     (ModelNotFoundError, grpc.StatusCode.NOT_FOUND, NotFoundError),
     (ModelsNotLoadedError, grpc.StatusCode.UNAVAILABLE, UnavailableError),
     (TokenRejectedError, grpc.StatusCode.UNAUTHENTICATED, UnauthenticatedError),
+    (WriteRefusedError, grpc.StatusCode.PERMISSION_DENIED, PermissionDeniedError),
     (RequestTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED, TooLargeError),
     (DeadlineExpiredError, grpc.StatusCode.DEADLINE_EXCEEDED, DeadlineExceededError),
 )
@@ -108,6 +114,7 @@ __all__ = [
     "KnnServeClientError",
     "MappedStatus",
     "NotFoundError",
+    "PermissionDeniedError",
     "ServerError",
     "TooLargeError",
     "UnauthenticatedError",

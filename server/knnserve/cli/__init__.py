@@ -11,11 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from knnserve import __version__
-from knnserve.cli import batch, bundles, data, evaluate, remote, serve, train, ui
+from knnserve.cli import batch, bundles, data, evaluate, examples, remote, serve, train, ui
 from knnserve.cli.parser import EXIT_INTERRUPTED, EXIT_SERVER, EXIT_STATUS_HELP, EXIT_USAGE, KnnParser
 from knnserve_client.wire.errors import KnnServeError
 
-COMMAND_FAMILIES = (train, bundles, batch, data, serve, remote, evaluate, ui)
+COMMAND_FAMILIES = (train, bundles, batch, data, serve, remote, examples, evaluate, ui)
 
 
 def build_parser() -> KnnParser:

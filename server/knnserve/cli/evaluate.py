@@ -34,8 +34,22 @@ def _sweep(text: str) -> object:
         raise argparse.ArgumentTypeError(f"expected {exc.expected}, got {exc.got}") from None
 
 
+def run_online(args: argparse.Namespace) -> int:
+    """``--online``: hold one class out, add its rows online in steps, print the curve."""
+    from knnserve.evaluate.online import markdown
+    from knnserve.evaluate.online import run_online as online
+
+    report = online(out=args.out, dataset=args.dataset, data_dir=args.data_dir, download=not args.no_download,
+                    index=(args.index or ["flat"])[0], k=args.vote_k, held_out=args.holdout, seed=args.seed)
+    print(markdown(report))
+    print(f"wrote {args.out / 'online.json'}, online.md, online.png")
+    return 0
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary."""
+    if args.online:
+        return run_online(args)
     from knnserve.evaluate import EvaluateConfig, parse_index_request
     from knnserve.evaluate import run_evaluate as evaluate
     from knnserve.evaluate.report import summary_lines
@@ -108,6 +122,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the ground-truth cache")
     parser.add_argument("--seed", type=SEED, default=0, help="seed of query subsets and held-out rows (default: 0)")
     parser.add_argument("--save-raw", action="store_true", help="also write every run's neighbors to OUT/raw/")
+    parser.add_argument("--online", action="store_true",
+                        help="instead: hold one class (--holdout) out of training, add its training rows online in steps "
+                             "(1, 5, 20, 100, all), report its accuracy and the overall accuracy after each (first --index, "
+                             "--vote-k; docs/online.md); writes online.json, online.md, online.png")
+    parser.add_argument("--holdout", default="0", help="with --online: the class held out, by name or index (default: 0)")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json, report.md and the PNG plots")
     parser.set_defaults(handler=run_evaluate)
 

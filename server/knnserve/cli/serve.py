@@ -16,6 +16,7 @@ from knnserve.cli.options import (
     token_of,
 )
 from knnserve.dataplane.config import BatchConfig
+from knnserve.online.config import DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_ROWS_PER_ADD, OnlineConfig, OnlineLimits
 from knnserve.blas import DEFAULT_BLAS_THRESHOLD
 from knnserve.service.config import DEFAULT_PORT
 from knnserve_client.wire.limits import (
@@ -56,7 +57,7 @@ def apply_environment(args: argparse.Namespace) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT (SIGHUP reloads the models)."""
     from knnserve.errors import InvalidInputError
-    from knnserve.service.config import ServeConfig, ThreadConfig, TlsConfig
+    from knnserve.service.config import ServeConfig, ThreadConfig, TlsConfig, read_token
     from knnserve.service.logs import configure_logging
     from knnserve_client.wire.limits import ServerLimits
 
@@ -91,6 +92,8 @@ def run_serve(args: argparse.Namespace) -> int:
         mmap=not args.no_mmap,
         kernel=args.kernel,
         workers=args.workers,
+        online=online_of(args),
+        write_token=read_token(token_file=args.write_token_file) if args.write_token_file is not None else None,
     )
     configure_logging(args.log_level, json_lines=args.log_format == "json")
     if config.workers > 1:
@@ -102,6 +105,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
     KnnServer(config).run()
     return 0
+
+
+def online_of(args: argparse.Namespace) -> OnlineConfig | None:
+    """The online-learning settings the options ask for (None without --online-dir)."""
+    if args.online_dir is None:
+        return None
+    return OnlineConfig(args.online_dir, OnlineLimits(args.max_rows_per_add, args.max_log_bytes), sync=not args.no_fsync)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -157,6 +167,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key (with --tls-cert)")
     add_token_options(parser)
+    online = parser.add_argument_group("writes (docs/online.md)")
+    online.add_argument("--online-dir", type=Path, default=None,
+                        help="take AddExamples/RemoveExamples/SnapshotModel: their write-ahead logs live in this folder "
+                             "(with --write-token-file; models are then read into memory, not mapped)")
+    online.add_argument("--write-token-file", type=Path, default=None,
+                        help="file whose first line is the token writes need (reads accept it too)")
+    online.add_argument("--max-rows-per-add", type=POSITIVE, default=DEFAULT_MAX_ROWS_PER_ADD,
+                        help=f"most rows (or ids) one write may carry (default: {DEFAULT_MAX_ROWS_PER_ADD})")
+    online.add_argument("--max-log-bytes", type=POSITIVE, default=DEFAULT_MAX_LOG_BYTES,
+                        help="writes are refused (RESOURCE_EXHAUSTED) once a model's log holds this many bytes, "
+                             f"until a snapshot (default: {DEFAULT_MAX_LOG_BYTES})")
+    online.add_argument("--no-fsync", action="store_true",
+                        help="acknowledge writes without fsync (tests only: a crash of the machine loses them)")
     parser.add_argument("--metrics-port", type=PORT, default=None,
                         help="serve Prometheus /metrics and the HTTP probes /livez and /readyz on this port "
                              "(default: $KNNSERVE_METRICS_PORT, else off)")

@@ -21,9 +21,11 @@ import numpy as np
 
 from knnserve.answers import answer, found_neighbors
 from knnserve.dataplane.registry import ModelRegistry, ServedModel
+from knnserve.dataplane.writes import ExampleWriter
 from knnserve.features.knn_spec import knn_preprocess_name
 from knnserve.model import KNNModel, Searched
 from knnserve.vote import neighbor_labels
+from knnserve_client.wire.examples import OnlineInfo
 from knnserve_client.wire.errors import DeadlineExpiredError, InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.limits import ServerLimits
 from knnserve_client.wire.model_info import FeatureSpace, IndexInfo, ModelInfo, QueryLimits
@@ -128,8 +130,9 @@ class PendingClassify:
         answers = answer(model, self._heads, self.query.top_n or 0, voted=voted, rows=self._rows, features=features,
                          with_neighbors=self._return_neighbors)
         params = self.query if voted is not None else None
+        known = tuple(pair for pair in model.head_classes() if pair[0] in self._heads)
         return ClassifyResult(self.served.name, self.served.version, answers.knn, answers.linear, answers.neighbors,
-                              params, self._tag)
+                              params, self._tag, known)
 
 
 class DataPlane:
@@ -144,6 +147,7 @@ class DataPlane:
     def __init__(self, registry: ModelRegistry, limits: ServerLimits) -> None:
         self.registry = registry
         self.limits = limits
+        self.writer = ExampleWriter(registry)
 
     @property
     def ready(self) -> bool:
@@ -157,6 +161,10 @@ class DataPlane:
         served = self.registry.get(name, version, field=field)
         versions = self.registry.snapshot().get(served.name, {served.version: served})
         return model_info(served, list(versions), self.limits)
+
+    def online_state(self, name: str, version: int | None = None, *, field: str = "model") -> OnlineInfo | None:
+        """What changed in one version since its bundle (None on a server that takes no writes)."""
+        return self.writer.state(self.registry.get(name, version, field=field))
 
     def describe_all(self) -> list[ModelInfo]:
         """Every served model at its newest version, sorted by name."""

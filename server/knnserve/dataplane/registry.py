@@ -9,12 +9,14 @@ batchers drain their queues before they stop. A bundle that fails to load is log
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from knnserve.bundle import MANIFEST, read_manifest
 from knnserve.dataplane.batcher import BatchObserver, DirectSearcher, DynamicBatcher, Searcher
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 # 1 MB error (which would itself exceed the metadata limit) or a 1 MB log line.
 MAX_ECHOED_NAME = 64
 MAX_NAMES_LISTED = 20
+# How often a server that takes writes looks for records other processes appended to its logs.
+LOG_WATCH_S = 0.2
 
 
 def echo(name: str) -> str:
@@ -49,6 +53,8 @@ class ServedModel:
     model: KNNModel
     searcher: Searcher
     fingerprint: str
+    # The model's writes (knnserve.online.LiveModel) when this is the newest version on a server that takes them.
+    live: Any | None = None
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -150,6 +156,8 @@ class ModelRegistry:
     model_dir: Path | None = None
     make_searcher: SearcherFactory = field(default_factory=lambda: searcher_factory(BatchConfig()))
     loader: Callable[[Path], KNNModel] = KNNModel.load
+    # Where write-ahead logs live when the server takes writes (knnserve.online.OnlineConfig), else None.
+    online: Any | None = None
 
     def __post_init__(self) -> None:
         if (self.models_dir is None) == (self.model_dir is None):
@@ -158,6 +166,8 @@ class ModelRegistry:
         self._loaded = False
         self._reload_lock = threading.Lock()
         self._broken: dict[Path, tuple[tuple[str, int, int], ...]] = {}  # failed versions, by their files' stat
+        self._watcher: threading.Thread | None = None
+        self._closed = threading.Event()
 
     # -- reading (every call) -----------------------------------------------------------------
 
@@ -240,13 +250,15 @@ class ModelRegistry:
                 source = self.models_dir or self.model_dir
                 details = "; ".join(f"{n}/{v}: {m}" for n, v, m in failed) or "no NAME/VERSION/ bundle found"
                 raise BundleError(f"{source}: no model could be loaded ({details})")
+            if self.online is not None:
+                self._go_live(new)
             self._table = new
             self._loaded = True
             retired = [
                 served
                 for name, versions in old.items()
                 for version, served in versions.items()
-                if new.get(name, {}).get(version) is not served
+                if getattr(new.get(name, {}).get(version), "searcher", None) is not served.searcher  # a live copy shares it
             ]
             for served in retired:
                 served.searcher.close()  # drains its queue; late submissions run on the caller's thread
@@ -257,12 +269,62 @@ class ModelRegistry:
                 log.info("unloaded %s version %d", name, version)
             return ReloadReport(tuple(loaded), unloaded, tuple(kept), tuple(failed), tuple(skipped))
 
+    def _go_live(self, table: dict[str, dict[int, ServedModel]]) -> None:
+        """Give the newest version of each model its write-ahead log (replayed here) unless it has one."""
+        from knnserve.online.live import LiveModel  # only servers that take writes load it
+        from knnserve.online.records import RecordError
+        from knnserve.online.wal import LogError
+
+        for name, versions in table.items():
+            newest = max(versions)
+            served = versions[newest]
+            if served.live is not None:
+                continue
+            path = self.online.log_path(name, newest, served.fingerprint)
+            try:
+                live = LiveModel(served.model, path, limits=self.online.limits, sync=self.online.sync,
+                                 on_sealed=self._reload_soon)
+            except (LogError, RecordError, OSError) as exc:
+                raise BundleError(f"{name} version {newest}: its write-ahead log {path} cannot be replayed: {exc}") from exc
+            versions[newest] = dataclasses.replace(served, live=live)
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch_logs, name="log-watcher", daemon=True)
+            self._watcher.start()
+
+    def _watch_logs(self) -> None:
+        """Catch up on what other processes append to the shared logs (``--workers``), between searches too:
+        GetModel's counts follow, and a seal (another process's snapshot) is noticed without a search."""
+        while not self._closed.wait(LOG_WATCH_S):
+            for versions in self._table.values():
+                for served in versions.values():
+                    live = served.live
+                    if live is None:
+                        continue
+                    try:
+                        live.poll()
+                    except Exception:  # keep watching; the next search or write reports the problem
+                        log.exception("catching up on %s version %d's log failed", served.name, served.version)
+
+    def _reload_soon(self) -> None:
+        """Reload on a thread of its own: another process took a snapshot, so a new version is on disk."""
+
+        def reload() -> None:
+            try:
+                self.reload()
+            except Exception:  # a failed reload must not take the server down
+                log.exception("reload after another process's snapshot failed; the loaded versions keep serving")
+
+        threading.Thread(target=reload, name="reload-after-snapshot", daemon=True).start()
+
     def close(self) -> None:
-        """Stop every batcher (after draining it)."""
+        """Stop every batcher (after draining it) and close the write-ahead logs."""
+        self._closed.set()
         with self._reload_lock:
             for versions in self._table.values():
                 for served in versions.values():
                     served.searcher.close()
+                    if served.live is not None:
+                        served.live.close()
 
 
 __all__ = ["ModelRegistry", "ReloadReport", "ServedModel", "scan_models_dir", "scan_single_bundle", "searcher_factory"]

@@ -119,6 +119,11 @@ def is_hnsw(index: Index) -> bool:
     return _hnsw(index) is not None
 
 
+def type_name(index: Index) -> str:
+    """The FAISS class of the index, e.g. ``IndexHNSWSQ``."""
+    return type(faiss.downcast_index(index)).__name__
+
+
 def serialized_size(index: Index) -> int:
     """Bytes the index takes when serialized (what it costs on disk and, roughly, in memory)."""
     return int(faiss.serialize_index(index).size)
@@ -179,12 +184,17 @@ def search_parameters(index: Index, nprobe: int | None, ef_search: int | None) -
     return made
 
 
-def _make_parameters(pretransform: bool, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters | None:
+def _make_parameters(pretransform: bool, nprobe: int | None, ef_search: int | None,
+                     selector: faiss.IDSelector | None = None) -> faiss.SearchParameters | None:
     inner: faiss.SearchParameters | None = None
     if nprobe is not None:
         inner = faiss.SearchParametersIVF(nprobe=int(nprobe))
     if ef_search is not None:
         inner = faiss.SearchParametersHNSW(efSearch=int(ef_search))
+    if selector is not None:
+        inner = inner if inner is not None else faiss.SearchParameters()
+        inner.sel = selector
+        inner.referenced_objects = [selector]
     if inner is not None and pretransform:
         wrapper = faiss.SearchParametersPreTransform(index_params=inner)
         wrapper.referenced_objects = [inner]  # keep the inner parameters alive as long as the wrapper
@@ -192,16 +202,94 @@ def _make_parameters(pretransform: bool, nprobe: int | None, ef_search: int | No
     return inner
 
 
+class Exclusion:
+    """Ids every search skips (FAISS ``IDSelectorNot(IDSelectorBatch)``), with the search parameters that carry it.
+
+    Removed examples stay in the index until a snapshot compacts it; every index kind honours the
+    selector (flat, IVF, HNSW), so they are never found. Immutable: a new removal makes a new one.
+    """
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = np.unique(np.asarray(ids, dtype=np.int64))
+        self._batch = faiss.IDSelectorBatch(self.ids)
+        self._selector = faiss.IDSelectorNot(self._batch)
+        self._parameters: dict[tuple[bool, int | None, int | None], faiss.SearchParameters] = {}
+
+    def parameters(self, index: Index, nprobe: int | None, ef_search: int | None) -> faiss.SearchParameters:
+        """SearchParameters with the effort knobs and this selector (made once per knob values)."""
+        key = (isinstance(index, faiss.IndexPreTransform), nprobe, ef_search)
+        found = self._parameters.get(key)
+        if found is None:
+            found = _make_parameters(key[0], nprobe, ef_search, self._selector)
+            assert found is not None
+            if len(self._parameters) >= _PARAMETERS_LIMIT:
+                self._parameters.clear()
+            self._parameters[key] = found
+        return found
+
+
 def search(
-    index: Index, rows: np.ndarray, k: int, *, nprobe: int | None = None, ef_search: int | None = None
+    index: Index, rows: np.ndarray, k: int, *, nprobe: int | None = None, ef_search: int | None = None,
+    exclude: Exclusion | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """FAISS's (distances, ids) of the ``k`` nearest vectors of each row: squared for L2, -1 ids where none.
 
-    ``rows`` must be float32 (n, d); they are made C-contiguous if they are not.
+    ``rows`` must be float32 (n, d); they are made C-contiguous if they are not. ``exclude``: ids
+    no search may return.
     """
     if rows.ndim != 2 or rows.shape[1] != index.d or rows.dtype != np.float32:
         raise InvalidInputError("rows", f"float32 rows (n, {index.d})", f"{rows.dtype} {rows.shape}")
-    return index.search(np.ascontiguousarray(rows), int(k), params=search_parameters(index, nprobe, ef_search))
+    params = search_parameters(index, nprobe, ef_search) if exclude is None else exclude.parameters(index, nprobe, ef_search)
+    return index.search(np.ascontiguousarray(rows), int(k), params=params)
+
+
+# -- changing an index in place (online examples) -----------------------------------------------------
+
+
+def add(index: Index, vectors: np.ndarray) -> None:
+    """Append rows (n, d) to a loaded, writable (not memory-mapped) index; they get ids ntotal, ntotal + 1, ..."""
+    if vectors.ndim != 2 or vectors.shape[1] != index.d:
+        raise InvalidInputError("vectors", f"rows (n, {index.d})", f"shape {vectors.shape}")
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def compacted(index: Index, removed: np.ndarray) -> Index:
+    """A copy of ``index`` without the ids in ``removed``, the others renumbered 0..n-1 in order.
+
+    Flat kinds drop the rows; IVF kinds drop the list entries and renumber their ids (codes are
+    kept byte for byte); HNSW graphs cannot drop nodes, so the kept vectors are added to an empty
+    copy of the index (a new graph over the same vectors).
+    """
+    removed = np.unique(np.asarray(removed, dtype=np.int64))
+    copy = faiss.clone_index(index)
+    if removed.size == 0:
+        return copy
+    inner = faiss.downcast_index(copy)
+    if isinstance(inner, faiss.IndexPreTransform):
+        raise ValueError(f"cannot drop removed rows from a {type_name(index)} index (pre-transform)")
+    ivf = _ivf(inner)
+    if ivf is not None:
+        ivf.remove_ids(faiss.IDSelectorBatch(removed))
+        lists = ivf.invlists
+        for number in range(int(ivf.nlist)):
+            size = int(lists.list_size(number))
+            if size == 0:
+                continue
+            old = faiss.rev_swig_ptr(lists.get_ids(number), size).copy()
+            codes = faiss.rev_swig_ptr(lists.get_codes(number), size * int(lists.code_size)).copy()
+            new = old - np.searchsorted(removed, old)
+            lists.update_entries(number, 0, size, faiss.swig_ptr(new), faiss.swig_ptr(codes))
+        return copy
+    hnsw = _hnsw(inner)
+    if hnsw is not None:
+        n = int(hnsw.ntotal)
+        kept = np.setdiff1d(np.arange(n, dtype=np.int64), removed)
+        vectors = hnsw.reconstruct_n(0, n)[kept]
+        hnsw.reset()
+        hnsw.add(vectors)
+        return copy
+    copy.remove_ids(faiss.IDSelectorBatch(removed))
+    return copy
 
 
 # -- what the search kernels read (knnserve.kernels never imports faiss) ------------------------------
@@ -355,7 +443,10 @@ def fit_pca(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 __all__ = [
     "DEFAULT_BLAS_THRESHOLD",
+    "Exclusion",
     "Index",
+    "add",
+    "compacted",
     "blas_threshold",
     "build_info",
     "fit_pca",
@@ -376,5 +467,6 @@ __all__ = [
     "serialized_size",
     "set_blas_threshold",
     "set_num_threads",
+    "type_name",
     "write_index",
 ]

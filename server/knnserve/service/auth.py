@@ -1,5 +1,11 @@
 """Bearer-token authentication: the one check (RFC 6750 header, scheme case-insensitive per RFC 7235),
-applied to every RPC by AuthInterceptor and to per-model health checks by the health servicer."""
+applied to every RPC by AuthInterceptor and to per-model health checks by the health servicer.
+
+Two tokens: the read token (``--token-file``; unset: reads are open) and the write token
+(``--write-token-file``), which the write RPCs need (``WRITE_METHODS``) and which reads accept too.
+A write with the read token is refused with PERMISSION_DENIED; one with no or a wrong token with
+UNAUTHENTICATED; any write to a server without a write token with PERMISSION_DENIED.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Any
 import grpc
 
 from knnserve.service.handlers import metadata_values, rebuild
-from knnserve_client.wire.errors import TokenRejectedError
+from knnserve_client.wire.errors import TokenRejectedError, WriteRefusedError
 
 AUTHORIZATION = "authorization"
 # Open without a token, so load balancers and probes work: the overall health ("" and the service
@@ -20,6 +26,9 @@ OPEN_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
     "/inference.GRPCInferenceService/ServerLive",
     "/inference.GRPCInferenceService/ServerReady",
+)
+WRITE_METHODS = frozenset(
+    f"/knnserve.v1.KnnServe/{name}" for name in ("AddExamples", "RemoveExamples", "SnapshotModel")
 )
 
 
@@ -47,12 +56,39 @@ def _ignore_body(data: bytes) -> object:
     return _UNREAD
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Rejects calls without the bearer token before their body is even decoded (UNAUTHENTICATED)."""
+def write_problem(source: grpc.HandlerCallDetails, token: str | None, write_token: str | None) -> Exception | None:
+    """Why a write call is refused (WriteRefusedError or TokenRejectedError), or None when it carries the write token."""
+    if write_token is None:
+        return WriteRefusedError("this server takes no writes (start it with --online-dir DIR --write-token-file FILE)")
+    problem = token_problem(source, write_token)
+    if problem is None:
+        return None
+    if token is not None and token_problem(source, token) is None:
+        return WriteRefusedError("the read token cannot write: send the write token (--write-token-file)")
+    return TokenRejectedError(f"{problem} (writes need the write token)")
 
-    def __init__(self, token: str, *, open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Rejects calls without the right bearer token before their body is even decoded.
+
+    ``token`` guards reads (None: open); ``write_token`` guards ``WRITE_METHODS`` and opens reads too.
+    """
+
+    def __init__(self, token: str | None, *, write_token: str | None = None,
+                 open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
         self._token = token
+        self._write_token = write_token
         self._open = open_prefixes
+
+    def _refusal(self, details: grpc.HandlerCallDetails) -> Exception | None:
+        if details.method in WRITE_METHODS:
+            return write_problem(details, self._token, self._write_token)
+        if self._token is None:
+            return None
+        problem = token_problem(details, self._token)
+        if problem is None or (self._write_token is not None and token_problem(details, self._write_token) is None):
+            return None
+        return TokenRejectedError(problem)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -61,14 +97,15 @@ class AuthInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None or handler_call_details.method.startswith(self._open):
             return handler
-        problem = token_problem(handler_call_details, self._token)
+        problem = self._refusal(handler_call_details)
         if problem is None:
             return handler
+        error = problem
 
         def reject(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-            raise TokenRejectedError(problem)
+            raise error
 
         return rebuild(handler, reject, deserializer=_ignore_body)
 
 
-__all__ = ["AUTHORIZATION", "OPEN_METHOD_PREFIXES", "AuthInterceptor", "token_problem"]
+__all__ = ["AUTHORIZATION", "OPEN_METHOD_PREFIXES", "WRITE_METHODS", "AuthInterceptor", "token_problem", "write_problem"]

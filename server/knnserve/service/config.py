@@ -10,6 +10,7 @@ from knnserve.dataplane.config import BatchConfig
 from knnserve.errors import InvalidInputError
 from knnserve.blas import DEFAULT_BLAS_THRESHOLD
 from knnserve.machine import usable_cores
+from knnserve.online.config import OnlineConfig
 from knnserve_client.wire.limits import ServerLimits
 
 DEFAULT_PORT = 50051
@@ -84,6 +85,11 @@ class ServeConfig:
     workers: int = 1
     # SO_REUSEPORT on the listener: only the processes of one --workers server share a port.
     reuse_port: bool = False
+    # Writes (AddExamples, RemoveExamples, SnapshotModel): the write-ahead logs' folder and limits, and
+    # the token they need. Both or neither. Models are then loaded into memory (FAISS cannot add to a
+    # mapped index), one copy per process.
+    online: OnlineConfig | None = None
+    write_token: str | None = None
 
     def __post_init__(self) -> None:
         if (self.models_dir is None) == (self.model_dir is None):
@@ -102,6 +108,11 @@ class ServeConfig:
             raise InvalidInputError("kernel", "auto or faiss", self.kernel)
         if self.workers < 1:
             raise InvalidInputError("workers", "an integer >= 1", self.workers)
+        if (self.online is None) != (self.write_token is None):
+            raise InvalidInputError("online", "--online-dir and --write-token-file together (writes need the write token)",
+                                    "one without the other")
+        if self.write_token is not None and self.write_token == self.token:
+            raise InvalidInputError("write token", "a token different from the read token", "the same token")
 
     @property
     def cores(self) -> int:

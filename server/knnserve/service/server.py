@@ -101,8 +101,9 @@ class KnnServer:
         self.faiss_threads, self.grpc_workers = config.threads.resolve(config.batching.enabled, config.cores)
         self._on_ready_change = on_ready_change
         if loader is None:
-            loader = functools.partial(KNNModel.load, mmap=config.mmap, extractor_threads=config.cores,
-                                       kernel=config.kernel)
+            # A model that takes writes holds its index in memory: FAISS cannot add to a mapped one.
+            loader = functools.partial(KNNModel.load, mmap=config.mmap and config.online is None,
+                                       extractor_threads=config.cores, kernel=config.kernel)
         threads = self.faiss_threads
         self.registry = ModelRegistry(
             models_dir=config.models_dir,
@@ -112,6 +113,7 @@ class KnnServer:
                 on_large_thread_start=large_lane_thread,
             ),
             loader=loader,
+            online=config.online,
         )
         self.plane = DataPlane(self.registry, config.limits)
         self.health = GuardedHealthServicer(config.token)
@@ -137,8 +139,8 @@ class KnnServer:
         )
         limit = config.limits.max_message_bytes
         interceptors: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(self.metrics)]
-        if config.token is not None:
-            interceptors.append(AuthInterceptor(config.token))
+        if config.token is not None or config.write_token is not None:
+            interceptors.append(AuthInterceptor(config.token, write_token=config.write_token))
         interceptors.append(DecodeInterceptor(limit))
         server = grpc.server(
             executor,
@@ -173,6 +175,7 @@ class KnnServer:
         log.info(
             "listening",
             extra={"address": f"{config.host}:{port}", "tls": config.tls is not None, "auth": config.token is not None,
+                   "writes": config.online is not None,
                    "faiss_threads": self.faiss_threads, "grpc_workers": self.grpc_workers,
                    "batching": config.batching.enabled, "metrics_port": self.metrics_port},
         )

@@ -70,7 +70,19 @@ class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
         info = self._plane.describe(request.name, version_from(request), field="name")
-        return pb.GetModelResponse(model=to_proto(info), limits=self._limits)
+        online = self._plane.online_state(request.name, info.version, field="name")
+        return pb.GetModelResponse(model=to_proto(info), limits=self._limits,
+                                   online=to_proto(online) if online is not None else None)
+
+    def AddExamples(self, request: pb.AddExamplesRequest, context: grpc.ServicerContext) -> pb.AddExamplesResponse:
+        inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_WIRE_DTYPES)
+        return to_proto(self._plane.writer.add(request.model, inputs, list(request.labels), request_id=request.request_id))
+
+    def RemoveExamples(self, request: pb.RemoveExamplesRequest, context: grpc.ServicerContext) -> pb.RemoveExamplesResponse:
+        return to_proto(self._plane.writer.remove(request.model, list(request.ids), request_id=request.request_id))
+
+    def SnapshotModel(self, request: pb.SnapshotModelRequest, context: grpc.ServicerContext) -> pb.SnapshotModelResponse:
+        return to_proto(self._plane.writer.snapshot(request.model))
 
 
 __all__ = ["KnnServeServicer", "deadline_of"]

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from knnserve_client.wire import model_info, results
+from knnserve_client.wire import examples, model_info, results
 from knnserve_client.wire.limits import ServerLimits
 from knnserve_client.wire.query import KnnQuery, query_fields
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
@@ -26,6 +26,10 @@ MIRRORS = {
     model_info.FeatureSpace: pb.FeatureSpace,
     ServerLimits: pb.ServerLimits,
     KnnQuery: pb.EffectiveParams,
+    examples.AddResult: pb.AddExamplesResponse,
+    examples.RemoveResult: pb.RemoveExamplesResponse,
+    examples.SnapshotResult: pb.SnapshotModelResponse,
+    examples.OnlineInfo: pb.OnlineState,
 }
 # Messages that carry a KnnQuery (all of it, or the part that applies to them).
 QUERY_CARRIERS = {pb.EffectiveParams: set(query_fields()), pb.ModelDefaults: set(query_fields()),
@@ -33,9 +37,12 @@ QUERY_CARRIERS = {pb.EffectiveParams: set(query_fields()), pb.ModelDefaults: set
 # Request fields the client sets besides the query's.
 REQUEST_FIELDS = {pb.ClassifyRequest: {"model", "version", "inputs", "heads", "return_neighbors", "tag"},
                   pb.SearchRequest: {"model", "version", "inputs"},
-                  pb.GetModelRequest: {"name", "version"}, pb.ListModelsRequest: set()}
+                  pb.GetModelRequest: {"name", "version"}, pb.ListModelsRequest: set(),
+                  pb.AddExamplesRequest: {"model", "inputs", "labels", "request_id"},
+                  pb.RemoveExamplesRequest: {"model", "ids", "request_id"}, pb.SnapshotModelRequest: {"model"}}
 # Responses the client unpacks into the mirrored types (and the limits it caches).
-RESPONSE_FIELDS = {pb.ListModelsResponse: {"models", "limits"}, pb.GetModelResponse: {"model", "limits"}}
+RESPONSE_FIELDS = {pb.ListModelsResponse: {"models", "limits"}, pb.GetModelResponse: {"model", "limits", "online"},
+                   pb.HeadClasses: {"head", "known"}}
 
 
 def names(message: type) -> set[str]:

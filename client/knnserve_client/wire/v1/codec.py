@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from knnserve_client.wire.errors import InvalidInputError
+from knnserve_client.wire.examples import AddResult, OnlineInfo, RemoveResult, SnapshotResult
 from knnserve_client.wire.limits import DEFAULT_MAX_EF_SEARCH, ServerLimits
 from knnserve_client.wire.model_info import FeatureSpace, IndexInfo, ModelInfo, QueryLimits
 from knnserve_client.wire.query import KnnQuery, query_fields
@@ -91,6 +92,15 @@ def heads_from(request: pb.ClassifyRequest) -> tuple[str, ...]:
     return tuple(HEAD.from_wire(number) or "" for number in request.heads)
 
 
+def _head_classes_into(message: Any, pairs: tuple[tuple[str, int], ...]) -> None:
+    for head, known in pairs:
+        message.head_classes.add(head=HEAD.to_wire(head), known=known)
+
+
+def _head_classes_from(messages: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((HEAD.from_wire(m.head) or "", int(m.known)) for m in messages)
+
+
 # -- plain -> message ---------------------------------------------------------------------------
 
 
@@ -120,6 +130,7 @@ def _(value: ClassifyResult) -> pb.ClassifyResponse:
     )
     if value.params is not None:
         query_into(response.params, value.params)
+    _head_classes_into(response, value.head_classes)
     return response
 
 
@@ -176,6 +187,33 @@ def _(value: ServerLimits) -> pb.ServerLimits:
     )
 
 
+@to_proto.register
+def _(value: AddResult) -> pb.AddExamplesResponse:
+    return pb.AddExamplesResponse(model=value.model, version=value.version, ids=to_tensor(value.ids.astype(np.int64)),
+                                  log_position=value.log_position, duplicate=value.duplicate)
+
+
+@to_proto.register
+def _(value: RemoveResult) -> pb.RemoveExamplesResponse:
+    return pb.RemoveExamplesResponse(model=value.model, version=value.version, log_position=value.log_position,
+                                     duplicate=value.duplicate)
+
+
+@to_proto.register
+def _(value: SnapshotResult) -> pb.SnapshotModelResponse:
+    return pb.SnapshotModelResponse(model=value.model, version=value.version, previous_version=value.previous_version,
+                                    ntotal=value.ntotal)
+
+
+@to_proto.register
+def _(value: OnlineInfo) -> pb.OnlineState:
+    message = pb.OnlineState(writable=value.writable, added=value.added, removed=value.removed,
+                             log_position=value.log_position, log_bytes=value.log_bytes,
+                             max_log_bytes=value.max_log_bytes, max_rows_per_add=value.max_rows_per_add)
+    _head_classes_into(message, value.head_classes)
+    return message
+
+
 # -- message -> plain ---------------------------------------------------------------------------
 
 
@@ -201,6 +239,7 @@ def _classify(message: pb.ClassifyResponse, field: str) -> ClassifyResult:
         neighbors=_neighbors(message.neighbors, "neighbors") if message.HasField("neighbors") else None,
         params=query_from(message.params) if message.HasField("params") else None,
         tag=message.tag,
+        head_classes=_head_classes_from(message.head_classes),
     )
 
 
@@ -251,6 +290,23 @@ def _server_limits(message: pb.ServerLimits, field: str) -> ServerLimits:
     )
 
 
+def _added(message: pb.AddExamplesResponse, field: str) -> AddResult:
+    return AddResult(message.model, message.version, _array(message.ids, "ids"), message.log_position, message.duplicate)
+
+
+def _removed(message: pb.RemoveExamplesResponse, field: str) -> RemoveResult:
+    return RemoveResult(message.model, message.version, message.log_position, message.duplicate)
+
+
+def _snapshot(message: pb.SnapshotModelResponse, field: str) -> SnapshotResult:
+    return SnapshotResult(message.model, message.version, message.previous_version, message.ntotal)
+
+
+def _online(message: pb.OnlineState, field: str) -> OnlineInfo:
+    return OnlineInfo(message.writable, message.added, message.removed, message.log_position, message.log_bytes,
+                      message.max_log_bytes, message.max_rows_per_add, _head_classes_from(message.head_classes))
+
+
 # message type -> (its plain type, the decoder)
 DECODERS: dict[type, tuple[type, Callable[[Any, str], Any]]] = {
     pb.HeadResult: (HeadResult, _head),
@@ -262,6 +318,10 @@ DECODERS: dict[type, tuple[type, Callable[[Any, str], Any]]] = {
     pb.FeatureSpace: (FeatureSpace, _features),
     pb.ModelInfo: (ModelInfo, _model),
     pb.ServerLimits: (ServerLimits, _server_limits),
+    pb.AddExamplesResponse: (AddResult, _added),
+    pb.RemoveExamplesResponse: (RemoveResult, _removed),
+    pb.SnapshotModelResponse: (SnapshotResult, _snapshot),
+    pb.OnlineState: (OnlineInfo, _online),
 }
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import tensor_pb2 as knnserve_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aknnserve/v1/knnserve.proto\x12\x0bknnserve.v1\x1a\x18knnserve/v1/tensor.proto\"\xa1\x03\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12#\n\x06inputs\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12 \n\x05heads\x18\x04 \x03(\x0e\x32\x11.knnserve.v1.Head\x12\x0e\n\x01k\x18\x05 \x01(\rH\x01\x88\x01\x01\x12,\n\x07weights\x18\x06 \x01(\x0e\x32\x16.knnserve.v1.WeightingH\x02\x88\x01\x01\x12-\n\ttie_break\x18\x07 \x01(\x0e\x32\x15.knnserve.v1.TieBreakH\x03\x88\x01\x01\x12\x13\n\x06nprobe\x18\x08 \x01(\rH\x04\x88\x01\x01\x12\x16\n\tef_search\x18\t \x01(\rH\x05\x88\x01\x01\x12\x12\n\x05top_n\x18\n \x01(\rH\x06\x88\x01\x01\x12\x18\n\x10return_neighbors\x18\x0b \x01(\x08\x12\x0b\n\x03tag\x18\x0c \x01(\tB\n\n\x08_versionB\x04\n\x02_kB\n\n\x08_weightsB\x0c\n\n_tie_breakB\t\n\x07_nprobeB\x0c\n\n_ef_searchB\x08\n\x06_top_n\"\x89\x01\n\nHeadResult\x12(\n\x0bpredictions\x18\x01 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12(\n\x0btop_classes\x18\x02 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12\'\n\ntop_scores\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\"z\n\tNeighbors\x12 \n\x03ids\x18\x01 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12&\n\tdistances\x18\x02 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12#\n\x06labels\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\"\xc4\x01\n\x0f\x45\x66\x66\x65\x63tiveParams\x12\t\n\x01k\x18\x01 \x01(\r\x12\'\n\x07weights\x18\x02 \x01(\x0e\x32\x16.knnserve.v1.Weighting\x12(\n\ttie_break\x18\x03 \x01(\x0e\x32\x15.knnserve.v1.TieBreak\x12\x13\n\x06nprobe\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tef_search\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\r\n\x05top_n\x18\x06 \x01(\rB\t\n\x07_nprobeB\x0c\n\n_ef_search\"\xe7\x01\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12$\n\x03knn\x18\x03 \x01(\x0b\x32\x17.knnserve.v1.HeadResult\x12\'\n\x06linear\x18\x04 \x01(\x0b\x32\x17.knnserve.v1.HeadResult\x12)\n\tneighbors\x18\x05 \x01(\x0b\x32\x16.knnserve.v1.Neighbors\x12,\n\x06params\x18\x06 \x01(\x0b\x32\x1c.knnserve.v1.EffectiveParams\x12\x0b\n\x03tag\x18\x07 \x01(\t\"\xc1\x01\n\rSearchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12#\n\x06inputs\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12\x0e\n\x01k\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06nprobe\x18\x05 \x01(\rH\x02\x88\x01\x01\x12\x16\n\tef_search\x18\x06 \x01(\rH\x03\x88\x01\x01\x42\n\n\x08_versionB\x04\n\x02_kB\t\n\x07_nprobeB\x0c\n\n_ef_search\"[\n\x0eSearchResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12)\n\tneighbors\x18\x03 \x01(\x0b\x32\x16.knnserve.v1.Neighbors\"\x13\n\x11ListModelsRequest\"g\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.knnserve.v1.ModelInfo\x12)\n\x06limits\x18\x02 \x01(\x0b\x32\x19.knnserve.v1.ServerLimits\"A\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\n\n\x08_version\"d\n\x10GetModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.knnserve.v1.ModelInfo\x12)\n\x06limits\x18\x02 \x01(\x0b\x32\x19.knnserve.v1.ServerLimits\"\x81\x01\n\x0cServerLimits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x03\x12\x1c\n\x14max_rows_per_request\x18\x02 \x01(\x03\x12!\n\x19max_neighbors_per_request\x18\x03 \x01(\x03\x12\x15\n\rmax_ef_search\x18\x04 \x01(\x03\"r\n\x0bQueryLimits\x12\r\n\x05max_k\x18\x01 \x01(\r\x12\x17\n\nmax_nprobe\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x1a\n\rmax_ef_search\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\r\n\x0b_max_nprobeB\x10\n\x0e_max_ef_search\"\x83\x01\n\tIndexInfo\x12\x0c\n\x04spec\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x61\x63tory\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0e\n\x06ntotal\x18\x05 \x01(\x03\x12\x0b\n\x03\x64im\x18\x06 \x01(\x03\x12\x12\n\x05nlist\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_nlist\"k\n\x0c\x46\x65\x61tureSpace\x12\r\n\x05input\x18\x01 \x01(\t\x12\x11\n\textractor\x18\x02 \x01(\t\x12\x15\n\rembedding_dim\x18\x03 \x01(\x03\x12\x15\n\rpreprocessing\x18\x04 \x01(\t\x12\x0b\n\x03\x64im\x18\x05 \x01(\x03\"\xd1\x01\n\rModelDefaults\x12\t\n\x01k\x18\x01 \x01(\r\x12\'\n\x07weights\x18\x02 \x01(\x0e\x32\x16.knnserve.v1.Weighting\x12(\n\ttie_break\x18\x03 \x01(\x0e\x32\x15.knnserve.v1.TieBreak\x12\x13\n\x06nprobe\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tef_search\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\x12\n\x05top_n\x18\x06 \x01(\rH\x02\x88\x01\x01\x42\t\n\x07_nprobeB\x0c\n\n_ef_searchB\x08\n\x06_top_n\"\x8f\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x10\n\x08versions\x18\x03 \x03(\x03\x12\'\n\x0binput_dtype\x18\x04 \x01(\x0e\x32\x12.knnserve.v1.DType\x12\x13\n\x0binput_shape\x18\x05 \x03(\x03\x12\x0b\n\x03\x64im\x18\x06 \x01(\x03\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\x12%\n\x05index\x18\x08 \x01(\x0b\x32\x16.knnserve.v1.IndexInfo\x12 \n\x05heads\x18\t \x03(\x0e\x32\x11.knnserve.v1.Head\x12,\n\x08\x64\x65\x66\x61ults\x18\n \x01(\x0b\x32\x1a.knnserve.v1.ModelDefaults\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x0c \x01(\t\x12(\n\x06limits\x18\r \x01(\x0b\x32\x18.knnserve.v1.QueryLimits\x12+\n\x08\x66\x65\x61tures\x18\x0e \x01(\x0b\x32\x19.knnserve.v1.FeatureSpace*U\n\tWeighting\x12\x19\n\x15WEIGHTING_UNSPECIFIED\x10\x00\x12\x15\n\x11WEIGHTING_UNIFORM\x10\x01\x12\x16\n\x12WEIGHTING_DISTANCE\x10\x02*R\n\x08TieBreak\x12\x19\n\x15TIE_BREAK_UNSPECIFIED\x10\x00\x12\x15\n\x11TIE_BREAK_NEAREST\x10\x01\x12\x14\n\x10TIE_BREAK_LOWEST\x10\x02*;\n\x04Head\x12\x14\n\x10HEAD_UNSPECIFIED\x10\x00\x12\x0c\n\x08HEAD_KNN\x10\x01\x12\x0f\n\x0bHEAD_LINEAR\x10\x02\x32\x81\x03\n\x08KnnServe\x12G\n\x08\x43lassify\x12\x1c.knnserve.v1.ClassifyRequest\x1a\x1d.knnserve.v1.ClassifyResponse\x12Q\n\x0e\x43lassifyStream\x12\x1c.knnserve.v1.ClassifyRequest\x1a\x1d.knnserve.v1.ClassifyResponse(\x01\x30\x01\x12\x41\n\x06Search\x12\x1a.knnserve.v1.SearchRequest\x1a\x1b.knnserve.v1.SearchResponse\x12M\n\nListModels\x12\x1e.knnserve.v1.ListModelsRequest\x1a\x1f.knnserve.v1.ListModelsResponse\x12G\n\x08GetModel\x12\x1c.knnserve.v1.GetModelRequest\x1a\x1d.knnserve.v1.GetModelResponseB:\n\x0eio.knnserve.v1P\x01Z&knnserve/gen/go/knnserve/v1;knnservev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aknnserve/v1/knnserve.proto\x12\x0bknnserve.v1\x1a\x18knnserve/v1/tensor.proto\"\xa1\x03\n\x0f\x43lassifyRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12#\n\x06inputs\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12 \n\x05heads\x18\x04 \x03(\x0e\x32\x11.knnserve.v1.Head\x12\x0e\n\x01k\x18\x05 \x01(\rH\x01\x88\x01\x01\x12,\n\x07weights\x18\x06 \x01(\x0e\x32\x16.knnserve.v1.WeightingH\x02\x88\x01\x01\x12-\n\ttie_break\x18\x07 \x01(\x0e\x32\x15.knnserve.v1.TieBreakH\x03\x88\x01\x01\x12\x13\n\x06nprobe\x18\x08 \x01(\rH\x04\x88\x01\x01\x12\x16\n\tef_search\x18\t \x01(\rH\x05\x88\x01\x01\x12\x12\n\x05top_n\x18\n \x01(\rH\x06\x88\x01\x01\x12\x18\n\x10return_neighbors\x18\x0b \x01(\x08\x12\x0b\n\x03tag\x18\x0c \x01(\tB\n\n\x08_versionB\x04\n\x02_kB\n\n\x08_weightsB\x0c\n\n_tie_breakB\t\n\x07_nprobeB\x0c\n\n_ef_searchB\x08\n\x06_top_n\"\x89\x01\n\nHeadResult\x12(\n\x0bpredictions\x18\x01 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12(\n\x0btop_classes\x18\x02 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12\'\n\ntop_scores\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\"z\n\tNeighbors\x12 \n\x03ids\x18\x01 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12&\n\tdistances\x18\x02 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12#\n\x06labels\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\"\xc4\x01\n\x0f\x45\x66\x66\x65\x63tiveParams\x12\t\n\x01k\x18\x01 \x01(\r\x12\'\n\x07weights\x18\x02 \x01(\x0e\x32\x16.knnserve.v1.Weighting\x12(\n\ttie_break\x18\x03 \x01(\x0e\x32\x15.knnserve.v1.TieBreak\x12\x13\n\x06nprobe\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tef_search\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\r\n\x05top_n\x18\x06 \x01(\rB\t\n\x07_nprobeB\x0c\n\n_ef_search\"\x97\x02\n\x10\x43lassifyResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12$\n\x03knn\x18\x03 \x01(\x0b\x32\x17.knnserve.v1.HeadResult\x12\'\n\x06linear\x18\x04 \x01(\x0b\x32\x17.knnserve.v1.HeadResult\x12)\n\tneighbors\x18\x05 \x01(\x0b\x32\x16.knnserve.v1.Neighbors\x12,\n\x06params\x18\x06 \x01(\x0b\x32\x1c.knnserve.v1.EffectiveParams\x12\x0b\n\x03tag\x18\x07 \x01(\t\x12.\n\x0chead_classes\x18\x08 \x03(\x0b\x32\x18.knnserve.v1.HeadClasses\"=\n\x0bHeadClasses\x12\x1f\n\x04head\x18\x01 \x01(\x0e\x32\x11.knnserve.v1.Head\x12\r\n\x05known\x18\x02 \x01(\r\"l\n\x12\x41\x64\x64\x45xamplesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12#\n\x06inputs\x18\x02 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12\x0e\n\x06labels\x18\x03 \x03(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x80\x01\n\x13\x41\x64\x64\x45xamplesResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12 \n\x03ids\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12\x14\n\x0clog_position\x18\x04 \x01(\x04\x12\x11\n\tduplicate\x18\x05 \x01(\x08\"G\n\x15RemoveExamplesRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"a\n\x16RemoveExamplesResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x14\n\x0clog_position\x18\x03 \x01(\x04\x12\x11\n\tduplicate\x18\x04 \x01(\x08\"%\n\x14SnapshotModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"a\n\x15SnapshotModelResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x18\n\x10previous_version\x18\x03 \x01(\x03\x12\x0e\n\x06ntotal\x18\x04 \x01(\x03\"\xc9\x01\n\x0bOnlineState\x12\x10\n\x08writable\x18\x01 \x01(\x08\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x02 \x01(\x03\x12\x0f\n\x07removed\x18\x03 \x01(\x03\x12\x14\n\x0clog_position\x18\x04 \x01(\x04\x12\x11\n\tlog_bytes\x18\x05 \x01(\x03\x12\x15\n\rmax_log_bytes\x18\x06 \x01(\x03\x12\x18\n\x10max_rows_per_add\x18\x07 \x01(\x03\x12.\n\x0chead_classes\x18\x08 \x03(\x0b\x32\x18.knnserve.v1.HeadClasses\"\xc1\x01\n\rSearchRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12#\n\x06inputs\x18\x03 \x01(\x0b\x32\x13.knnserve.v1.Tensor\x12\x0e\n\x01k\x18\x04 \x01(\rH\x01\x88\x01\x01\x12\x13\n\x06nprobe\x18\x05 \x01(\rH\x02\x88\x01\x01\x12\x16\n\tef_search\x18\x06 \x01(\rH\x03\x88\x01\x01\x42\n\n\x08_versionB\x04\n\x02_kB\t\n\x07_nprobeB\x0c\n\n_ef_search\"[\n\x0eSearchResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12)\n\tneighbors\x18\x03 \x01(\x0b\x32\x16.knnserve.v1.Neighbors\"\x13\n\x11ListModelsRequest\"g\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.knnserve.v1.ModelInfo\x12)\n\x06limits\x18\x02 \x01(\x0b\x32\x19.knnserve.v1.ServerLimits\"A\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x07version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\n\n\x08_version\"\x8e\x01\n\x10GetModelResponse\x12%\n\x05model\x18\x01 \x01(\x0b\x32\x16.knnserve.v1.ModelInfo\x12)\n\x06limits\x18\x02 \x01(\x0b\x32\x19.knnserve.v1.ServerLimits\x12(\n\x06online\x18\x03 \x01(\x0b\x32\x18.knnserve.v1.OnlineState\"\x81\x01\n\x0cServerLimits\x12\x19\n\x11max_message_bytes\x18\x01 \x01(\x03\x12\x1c\n\x14max_rows_per_request\x18\x02 \x01(\x03\x12!\n\x19max_neighbors_per_request\x18\x03 \x01(\x03\x12\x15\n\rmax_ef_search\x18\x04 \x01(\x03\"r\n\x0bQueryLimits\x12\r\n\x05max_k\x18\x01 \x01(\r\x12\x17\n\nmax_nprobe\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x1a\n\rmax_ef_search\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\r\n\x0b_max_nprobeB\x10\n\x0e_max_ef_search\"\x83\x01\n\tIndexInfo\x12\x0c\n\x04spec\x18\x01 \x01(\t\x12\x0f\n\x07\x66\x61\x63tory\x18\x02 \x01(\t\x12\x0e\n\x06metric\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0e\n\x06ntotal\x18\x05 \x01(\x03\x12\x0b\n\x03\x64im\x18\x06 \x01(\x03\x12\x12\n\x05nlist\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x08\n\x06_nlist\"k\n\x0c\x46\x65\x61tureSpace\x12\r\n\x05input\x18\x01 \x01(\t\x12\x11\n\textractor\x18\x02 \x01(\t\x12\x15\n\rembedding_dim\x18\x03 \x01(\x03\x12\x15\n\rpreprocessing\x18\x04 \x01(\t\x12\x0b\n\x03\x64im\x18\x05 \x01(\x03\"\xd1\x01\n\rModelDefaults\x12\t\n\x01k\x18\x01 \x01(\r\x12\'\n\x07weights\x18\x02 \x01(\x0e\x32\x16.knnserve.v1.Weighting\x12(\n\ttie_break\x18\x03 \x01(\x0e\x32\x15.knnserve.v1.TieBreak\x12\x13\n\x06nprobe\x18\x04 \x01(\rH\x00\x88\x01\x01\x12\x16\n\tef_search\x18\x05 \x01(\rH\x01\x88\x01\x01\x12\x12\n\x05top_n\x18\x06 \x01(\rH\x02\x88\x01\x01\x42\t\n\x07_nprobeB\x0c\n\n_ef_searchB\x08\n\x06_top_n\"\x8f\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x10\n\x08versions\x18\x03 \x03(\x03\x12\'\n\x0binput_dtype\x18\x04 \x01(\x0e\x32\x12.knnserve.v1.DType\x12\x13\n\x0binput_shape\x18\x05 \x03(\x03\x12\x0b\n\x03\x64im\x18\x06 \x01(\x03\x12\x13\n\x0b\x63lass_names\x18\x07 \x03(\t\x12%\n\x05index\x18\x08 \x01(\x0b\x32\x16.knnserve.v1.IndexInfo\x12 \n\x05heads\x18\t \x03(\x0e\x32\x11.knnserve.v1.Head\x12,\n\x08\x64\x65\x66\x61ults\x18\n \x01(\x0b\x32\x1a.knnserve.v1.ModelDefaults\x12\x12\n\ncreated_at\x18\x0b \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x0c \x01(\t\x12(\n\x06limits\x18\r \x01(\x0b\x32\x18.knnserve.v1.QueryLimits\x12+\n\x08\x66\x65\x61tures\x18\x0e \x01(\x0b\x32\x19.knnserve.v1.FeatureSpace*U\n\tWeighting\x12\x19\n\x15WEIGHTING_UNSPECIFIED\x10\x00\x12\x15\n\x11WEIGHTING_UNIFORM\x10\x01\x12\x16\n\x12WEIGHTING_DISTANCE\x10\x02*R\n\x08TieBreak\x12\x19\n\x15TIE_BREAK_UNSPECIFIED\x10\x00\x12\x15\n\x11TIE_BREAK_NEAREST\x10\x01\x12\x14\n\x10TIE_BREAK_LOWEST\x10\x02*;\n\x04Head\x12\x14\n\x10HEAD_UNSPECIFIED\x10\x00\x12\x0c\n\x08HEAD_KNN\x10\x01\x12\x0f\n\x0bHEAD_LINEAR\x10\x02\x32\x86\x05\n\x08KnnServe\x12G\n\x08\x43lassify\x12\x1c.knnserve.v1.ClassifyRequest\x1a\x1d.knnserve.v1.ClassifyResponse\x12Q\n\x0e\x43lassifyStream\x12\x1c.knnserve.v1.ClassifyRequest\x1a\x1d.knnserve.v1.ClassifyResponse(\x01\x30\x01\x12\x41\n\x06Search\x12\x1a.knnserve.v1.SearchRequest\x1a\x1b.knnserve.v1.SearchResponse\x12M\n\nListModels\x12\x1e.knnserve.v1.ListModelsRequest\x1a\x1f.knnserve.v1.ListModelsResponse\x12G\n\x08GetModel\x12\x1c.knnserve.v1.GetModelRequest\x1a\x1d.knnserve.v1.GetModelResponse\x12P\n\x0b\x41\x64\x64\x45xamples\x12\x1f.knnserve.v1.AddExamplesRequest\x1a .knnserve.v1.AddExamplesResponse\x12Y\n\x0eRemoveExamples\x12\".knnserve.v1.RemoveExamplesRequest\x1a#.knnserve.v1.RemoveExamplesResponse\x12V\n\rSnapshotModel\x12!.knnserve.v1.SnapshotModelRequest\x1a\".knnserve.v1.SnapshotModelResponseB:\n\x0eio.knnserve.v1P\x01Z&knnserve/gen/go/knnserve/v1;knnservev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,12 +33,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'knnserve.v1.knnserve_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016io.knnserve.v1P\001Z&knnserve/gen/go/knnserve/v1;knnservev1'
-  _globals['_WEIGHTING']._serialized_start=2875
-  _globals['_WEIGHTING']._serialized_end=2960
-  _globals['_TIEBREAK']._serialized_start=2962
-  _globals['_TIEBREAK']._serialized_end=3044
-  _globals['_HEAD']._serialized_start=3046
-  _globals['_HEAD']._serialized_end=3105
+  _globals['_WEIGHTING']._serialized_start=3784
+  _globals['_WEIGHTING']._serialized_end=3869
+  _globals['_TIEBREAK']._serialized_start=3871
+  _globals['_TIEBREAK']._serialized_end=3953
+  _globals['_HEAD']._serialized_start=3955
+  _globals['_HEAD']._serialized_end=4014
   _globals['_CLASSIFYREQUEST']._serialized_start=70
   _globals['_CLASSIFYREQUEST']._serialized_end=487
   _globals['_HEADRESULT']._serialized_start=490
@@ -48,31 +48,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EFFECTIVEPARAMS']._serialized_start=754
   _globals['_EFFECTIVEPARAMS']._serialized_end=950
   _globals['_CLASSIFYRESPONSE']._serialized_start=953
-  _globals['_CLASSIFYRESPONSE']._serialized_end=1184
-  _globals['_SEARCHREQUEST']._serialized_start=1187
-  _globals['_SEARCHREQUEST']._serialized_end=1380
-  _globals['_SEARCHRESPONSE']._serialized_start=1382
-  _globals['_SEARCHRESPONSE']._serialized_end=1473
-  _globals['_LISTMODELSREQUEST']._serialized_start=1475
-  _globals['_LISTMODELSREQUEST']._serialized_end=1494
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1496
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1599
-  _globals['_GETMODELREQUEST']._serialized_start=1601
-  _globals['_GETMODELREQUEST']._serialized_end=1666
-  _globals['_GETMODELRESPONSE']._serialized_start=1668
-  _globals['_GETMODELRESPONSE']._serialized_end=1768
-  _globals['_SERVERLIMITS']._serialized_start=1771
-  _globals['_SERVERLIMITS']._serialized_end=1900
-  _globals['_QUERYLIMITS']._serialized_start=1902
-  _globals['_QUERYLIMITS']._serialized_end=2016
-  _globals['_INDEXINFO']._serialized_start=2019
-  _globals['_INDEXINFO']._serialized_end=2150
-  _globals['_FEATURESPACE']._serialized_start=2152
-  _globals['_FEATURESPACE']._serialized_end=2259
-  _globals['_MODELDEFAULTS']._serialized_start=2262
-  _globals['_MODELDEFAULTS']._serialized_end=2471
-  _globals['_MODELINFO']._serialized_start=2474
-  _globals['_MODELINFO']._serialized_end=2873
-  _globals['_KNNSERVE']._serialized_start=3108
-  _globals['_KNNSERVE']._serialized_end=3493
+  _globals['_CLASSIFYRESPONSE']._serialized_end=1232
+  _globals['_HEADCLASSES']._serialized_start=1234
+  _globals['_HEADCLASSES']._serialized_end=1295
+  _globals['_ADDEXAMPLESREQUEST']._serialized_start=1297
+  _globals['_ADDEXAMPLESREQUEST']._serialized_end=1405
+  _globals['_ADDEXAMPLESRESPONSE']._serialized_start=1408
+  _globals['_ADDEXAMPLESRESPONSE']._serialized_end=1536
+  _globals['_REMOVEEXAMPLESREQUEST']._serialized_start=1538
+  _globals['_REMOVEEXAMPLESREQUEST']._serialized_end=1609
+  _globals['_REMOVEEXAMPLESRESPONSE']._serialized_start=1611
+  _globals['_REMOVEEXAMPLESRESPONSE']._serialized_end=1708
+  _globals['_SNAPSHOTMODELREQUEST']._serialized_start=1710
+  _globals['_SNAPSHOTMODELREQUEST']._serialized_end=1747
+  _globals['_SNAPSHOTMODELRESPONSE']._serialized_start=1749
+  _globals['_SNAPSHOTMODELRESPONSE']._serialized_end=1846
+  _globals['_ONLINESTATE']._serialized_start=1849
+  _globals['_ONLINESTATE']._serialized_end=2050
+  _globals['_SEARCHREQUEST']._serialized_start=2053
+  _globals['_SEARCHREQUEST']._serialized_end=2246
+  _globals['_SEARCHRESPONSE']._serialized_start=2248
+  _globals['_SEARCHRESPONSE']._serialized_end=2339
+  _globals['_LISTMODELSREQUEST']._serialized_start=2341
+  _globals['_LISTMODELSREQUEST']._serialized_end=2360
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2362
+  _globals['_LISTMODELSRESPONSE']._serialized_end=2465
+  _globals['_GETMODELREQUEST']._serialized_start=2467
+  _globals['_GETMODELREQUEST']._serialized_end=2532
+  _globals['_GETMODELRESPONSE']._serialized_start=2535
+  _globals['_GETMODELRESPONSE']._serialized_end=2677
+  _globals['_SERVERLIMITS']._serialized_start=2680
+  _globals['_SERVERLIMITS']._serialized_end=2809
+  _globals['_QUERYLIMITS']._serialized_start=2811
+  _globals['_QUERYLIMITS']._serialized_end=2925
+  _globals['_INDEXINFO']._serialized_start=2928
+  _globals['_INDEXINFO']._serialized_end=3059
+  _globals['_FEATURESPACE']._serialized_start=3061
+  _globals['_FEATURESPACE']._serialized_end=3168
+  _globals['_MODELDEFAULTS']._serialized_start=3171
+  _globals['_MODELDEFAULTS']._serialized_end=3380
+  _globals['_MODELINFO']._serialized_start=3383
+  _globals['_MODELINFO']._serialized_end=3782
+  _globals['_KNNSERVE']._serialized_start=4017
+  _globals['_KNNSERVE']._serialized_end=4663
 # @@protoc_insertion_point(module_scope)

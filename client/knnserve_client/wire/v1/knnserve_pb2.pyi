@@ -100,7 +100,7 @@ class EffectiveParams(_message.Message):
     def __init__(self, k: _Optional[int] = ..., weights: _Optional[_Union[Weighting, str]] = ..., tie_break: _Optional[_Union[TieBreak, str]] = ..., nprobe: _Optional[int] = ..., ef_search: _Optional[int] = ..., top_n: _Optional[int] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("model", "version", "knn", "linear", "neighbors", "params", "tag")
+    __slots__ = ("model", "version", "knn", "linear", "neighbors", "params", "tag", "head_classes")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     KNN_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,7 @@ class ClassifyResponse(_message.Message):
     NEIGHBORS_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    HEAD_CLASSES_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: int
     knn: HeadResult
@@ -115,7 +116,102 @@ class ClassifyResponse(_message.Message):
     neighbors: Neighbors
     params: EffectiveParams
     tag: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., knn: _Optional[_Union[HeadResult, _Mapping]] = ..., linear: _Optional[_Union[HeadResult, _Mapping]] = ..., neighbors: _Optional[_Union[Neighbors, _Mapping]] = ..., params: _Optional[_Union[EffectiveParams, _Mapping]] = ..., tag: _Optional[str] = ...) -> None: ...
+    head_classes: _containers.RepeatedCompositeFieldContainer[HeadClasses]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., knn: _Optional[_Union[HeadResult, _Mapping]] = ..., linear: _Optional[_Union[HeadResult, _Mapping]] = ..., neighbors: _Optional[_Union[Neighbors, _Mapping]] = ..., params: _Optional[_Union[EffectiveParams, _Mapping]] = ..., tag: _Optional[str] = ..., head_classes: _Optional[_Iterable[_Union[HeadClasses, _Mapping]]] = ...) -> None: ...
+
+class HeadClasses(_message.Message):
+    __slots__ = ("head", "known")
+    HEAD_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    head: Head
+    known: int
+    def __init__(self, head: _Optional[_Union[Head, str]] = ..., known: _Optional[int] = ...) -> None: ...
+
+class AddExamplesRequest(_message.Message):
+    __slots__ = ("model", "inputs", "labels", "request_id")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    inputs: _tensor_pb2.Tensor
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    request_id: str
+    def __init__(self, model: _Optional[str] = ..., inputs: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., labels: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class AddExamplesResponse(_message.Message):
+    __slots__ = ("model", "version", "ids", "log_position", "duplicate")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    ids: _tensor_pb2.Tensor
+    log_position: int
+    duplicate: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., ids: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., log_position: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class RemoveExamplesRequest(_message.Message):
+    __slots__ = ("model", "ids", "request_id")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    ids: _containers.RepeatedScalarFieldContainer[int]
+    request_id: str
+    def __init__(self, model: _Optional[str] = ..., ids: _Optional[_Iterable[int]] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class RemoveExamplesResponse(_message.Message):
+    __slots__ = ("model", "version", "log_position", "duplicate")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    log_position: int
+    duplicate: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., log_position: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class SnapshotModelRequest(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    def __init__(self, model: _Optional[str] = ...) -> None: ...
+
+class SnapshotModelResponse(_message.Message):
+    __slots__ = ("model", "version", "previous_version", "ntotal")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    NTOTAL_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: int
+    previous_version: int
+    ntotal: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[int] = ..., previous_version: _Optional[int] = ..., ntotal: _Optional[int] = ...) -> None: ...
+
+class OnlineState(_message.Message):
+    __slots__ = ("writable", "added", "removed", "log_position", "log_bytes", "max_log_bytes", "max_rows_per_add", "head_classes")
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    LOG_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_PER_ADD_FIELD_NUMBER: _ClassVar[int]
+    HEAD_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    writable: bool
+    added: int
+    removed: int
+    log_position: int
+    log_bytes: int
+    max_log_bytes: int
+    max_rows_per_add: int
+    head_classes: _containers.RepeatedCompositeFieldContainer[HeadClasses]
+    def __init__(self, writable: _Optional[bool] = ..., added: _Optional[int] = ..., removed: _Optional[int] = ..., log_position: _Optional[int] = ..., log_bytes: _Optional[int] = ..., max_log_bytes: _Optional[int] = ..., max_rows_per_add: _Optional[int] = ..., head_classes: _Optional[_Iterable[_Union[HeadClasses, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("model", "version", "inputs", "k", "nprobe", "ef_search")
@@ -164,12 +260,14 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetModelResponse(_message.Message):
-    __slots__ = ("model", "limits")
+    __slots__ = ("model", "limits", "online")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
     model: ModelInfo
     limits: ServerLimits
-    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...
+    online: OnlineState
+    def __init__(self, model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., online: _Optional[_Union[OnlineState, _Mapping]] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
     __slots__ = ("max_message_bytes", "max_rows_per_request", "max_neighbors_per_request", "max_ef_search")

@@ -5,7 +5,7 @@ import warnings
 
 from . import knnserve_pb2 as knnserve_dot_v1_dot_knnserve__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -60,6 +60,21 @@ class KnnServeStub:
                 request_serializer=knnserve_dot_v1_dot_knnserve__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=knnserve_dot_v1_dot_knnserve__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.AddExamples = channel.unary_unary(
+                '/knnserve.v1.KnnServe/AddExamples',
+                request_serializer=knnserve_dot_v1_dot_knnserve__pb2.AddExamplesRequest.SerializeToString,
+                response_deserializer=knnserve_dot_v1_dot_knnserve__pb2.AddExamplesResponse.FromString,
+                _registered_method=True)
+        self.RemoveExamples = channel.unary_unary(
+                '/knnserve.v1.KnnServe/RemoveExamples',
+                request_serializer=knnserve_dot_v1_dot_knnserve__pb2.RemoveExamplesRequest.SerializeToString,
+                response_deserializer=knnserve_dot_v1_dot_knnserve__pb2.RemoveExamplesResponse.FromString,
+                _registered_method=True)
+        self.SnapshotModel = channel.unary_unary(
+                '/knnserve.v1.KnnServe/SnapshotModel',
+                request_serializer=knnserve_dot_v1_dot_knnserve__pb2.SnapshotModelRequest.SerializeToString,
+                response_deserializer=knnserve_dot_v1_dot_knnserve__pb2.SnapshotModelResponse.FromString,
+                _registered_method=True)
 
 
 class KnnServeServicer:
@@ -104,6 +119,37 @@ class KnnServeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddExamples(self, request, context):
+        """Writes (servers started with --online-dir and --write-token-file; metadata
+        `authorization: Bearer <write token>`, a read token gets PERMISSION_DENIED). Writes go to
+        the model's newest version. A write is answered only after it is in the server's
+        write-ahead log on disk (fsynced) and in the index: every search that starts after the
+        answer sees it, on every process of a --workers server. A request with a request_id that
+        was already applied is not applied again: the first answer comes back (duplicate = true).
+        Nothing is written for a request that fails.
+
+        Add labelled examples: rows in the model's input space (raw images when it has an
+        extractor) with a class name each; a new name becomes a new class of the k-NN head.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveExamples(self, request, context):
+        """Hide examples by id (training rows or added ones) from every search, at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SnapshotModel(self, request, context):
+        """Write the bundle and its log as the model's next version (atomically) and serve it, with
+        an empty log; removed rows are dropped. Older versions are never changed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KnnServeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +177,21 @@ def add_KnnServeServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=knnserve_dot_v1_dot_knnserve__pb2.GetModelRequest.FromString,
                     response_serializer=knnserve_dot_v1_dot_knnserve__pb2.GetModelResponse.SerializeToString,
+            ),
+            'AddExamples': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddExamples,
+                    request_deserializer=knnserve_dot_v1_dot_knnserve__pb2.AddExamplesRequest.FromString,
+                    response_serializer=knnserve_dot_v1_dot_knnserve__pb2.AddExamplesResponse.SerializeToString,
+            ),
+            'RemoveExamples': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveExamples,
+                    request_deserializer=knnserve_dot_v1_dot_knnserve__pb2.RemoveExamplesRequest.FromString,
+                    response_serializer=knnserve_dot_v1_dot_knnserve__pb2.RemoveExamplesResponse.SerializeToString,
+            ),
+            'SnapshotModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.SnapshotModel,
+                    request_deserializer=knnserve_dot_v1_dot_knnserve__pb2.SnapshotModelRequest.FromString,
+                    response_serializer=knnserve_dot_v1_dot_knnserve__pb2.SnapshotModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -269,6 +330,87 @@ class KnnServe:
             '/knnserve.v1.KnnServe/GetModel',
             knnserve_dot_v1_dot_knnserve__pb2.GetModelRequest.SerializeToString,
             knnserve_dot_v1_dot_knnserve__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddExamples(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knnserve.v1.KnnServe/AddExamples',
+            knnserve_dot_v1_dot_knnserve__pb2.AddExamplesRequest.SerializeToString,
+            knnserve_dot_v1_dot_knnserve__pb2.AddExamplesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveExamples(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knnserve.v1.KnnServe/RemoveExamples',
+            knnserve_dot_v1_dot_knnserve__pb2.RemoveExamplesRequest.SerializeToString,
+            knnserve_dot_v1_dot_knnserve__pb2.RemoveExamplesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SnapshotModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/knnserve.v1.KnnServe/SnapshotModel',
+            knnserve_dot_v1_dot_knnserve__pb2.SnapshotModelRequest.SerializeToString,
+            knnserve_dot_v1_dot_knnserve__pb2.SnapshotModelResponse.FromString,
             options,
             channel_credentials,
             insecure,
