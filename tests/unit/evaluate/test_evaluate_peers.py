@@ -123,3 +123,40 @@ def test_peer_plans_follow_the_documentation() -> None:
     assert all(0.0 <= s["epsilon"] <= 0.3 for s in peer_plan("pynndescent", 60000, 784).settings)
     with pytest.raises(Exception, match="peer library"):
         peer_plan("faiss", 10, 2)
+
+
+def test_evaluate_runs_peers_in_every_space_beside_knnserve(fast_config: EvaluateConfig, tmp_path: Path) -> None:
+    """--baseline hnswlib --baseline annoy with a PCA bundle: peers and knnserve's specs in both spaces, tables, plots."""
+    libraries = [lib for lib in ("hnswlib", "annoy") if installed(lib)]
+    if not libraries:
+        pytest.skip("neither hnswlib nor annoy is installed")
+    from knnserve.bundle import DatasetInfo
+    from knnserve.data import load_dataset
+    from knnserve.evaluate import IndexRequest, parse_sweep, run_evaluate
+    from knnserve.evaluate.frontier import ratio_lines
+    from knnserve.features.preprocess import PreprocessConfig
+    from knnserve.model import KNNModel
+
+    dataset = load_dataset(data_dir=fast_config.data_dir)
+    model = KNNModel.fit(dataset.x_train, dataset.y_train, class_names=dataset.class_names, index="flat",
+                         preprocess=PreprocessConfig(pca_dim=12))
+    model.save(tmp_path / "pca", name="pca", dataset=DatasetInfo(name=dataset.name, checksum=dataset.checksum,
+                                                                  n_train=dataset.x_train.shape[0]))
+    config = replace(fast_config, indexes=(IndexRequest("hnsw"),), bundles=(tmp_path / "pca",), mode="both",
+                     sweeps=(parse_sweep("efSearch=16,64"),), baselines=tuple(libraries), threads=2)
+    results = run_evaluate(config)
+    assert results.settings["peers_not_installed"] == []
+    for library in libraries:
+        runs = [r for r in results.runs if r.system == library]
+        assert {r.space for r in runs} == {"raw", "bundle:pca"}
+        assert all(r.recall is not None and r.accuracy is not None and r.batch and r.single for r in runs)
+        assert all(r.memory is not None and r.build is not None for r in runs)
+    # knnserve's hnsw spec also built over the bundle's 12-d vectors, and scored there
+    ours = [r for r in results.runs if r.system == "knnserve" and r.space == "bundle:pca" and "[bundle:pca]" in r.label]
+    assert ours and all(r.memory is not None and r.memory.bytes_per_vector < 784 for r in ours)  # 12-d, not pixels
+    report = (config.out / "report.md").read_text()
+    assert "ann-benchmarks protocol" in report and "best QPS at recall ≥ 0.95" in report
+    for space in ("raw", "bundle-pca"):
+        for mode in ("batch", "single"):
+            assert (config.out / f"peers-{space}-{mode}.png").stat().st_size > 0
+    assert any("knnserve" in line and "x" in line for line in ratio_lines(results))
