@@ -21,6 +21,10 @@ from knnserve.evaluate.workload import Workload
 
 N, D, NQ, K = 300, 12, 25, 10
 
+# pynndescent compiles its numba kernels on first use in a fresh environment (about 4 minutes on a
+# busy 2-core machine; cached on disk afterwards, seconds): more than the suite's default 300 s.
+pytestmark = pytest.mark.timeout(900)
+
 # Settings that make each library search exhaustively on 300 rows (or, for the graphs, with a
 # candidate list of every row): their answers must be exact search's.
 EXHAUSTIVE: dict[str, tuple[dict[str, object], dict[str, object]]] = {
