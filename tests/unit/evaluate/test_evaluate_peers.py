@@ -164,3 +164,26 @@ def test_evaluate_runs_peers_in_every_space_beside_knnserve(fast_config: Evaluat
         for mode in ("batch", "single"):
             assert (config.out / f"peers-{space}-{mode}.png").stat().st_size > 0
     assert any("knnserve" in line and "x" in line for line in ratio_lines(results))
+
+
+def test_cli_baseline_names_a_peer_and_prints_the_ratios(pixel_npz: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    if not installed("hnswlib"):
+        pytest.skip("hnswlib is not installed")
+    from knnserve.cli import main
+
+    out = tmp_path / "cli-peers"
+    assert main(["evaluate", "--data-dir", str(pixel_npz), "--index", "hnsw", "--sweep", "efSearch=16,64",
+                 "--baseline", "hnswlib", "--mode", "batch", "--repeats", "1", "--threads", "1", "--no-cache",
+                 "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "raw batch recall>=0.90: knnserve" in printed and "hnswlib" in printed
+    assert (out / "peers-raw-batch.png").is_file()
+
+
+def test_peers_are_compared_under_l2_only(fast_config: EvaluateConfig) -> None:
+    from knnserve.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="l2 with peer baselines"):
+        replace(fast_config, metric="l1", baselines=("hnswlib",))
+    assert replace(fast_config, baselines=("faiss", "scann", "annoy")).peers == ("scann", "annoy")
