@@ -110,7 +110,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_token_options(parser)
     parser.add_argument("--baseline", action="append", choices=BASELINES, default=[],
                         help="also measure: faiss (bare IndexFlat), sklearn (brute, child process), naive (per-row numpy loop), "
-                             "matmul (float32 GEMM bound) (repeatable)")
+                             "matmul (float32 GEMM bound); or a peer library, each in its own child process with the "
+                             "build and sweep its documentation recommends, in every feature space (raw and each "
+                             "--bundle's, where the --index specs are then also built): hnswlib, usearch, scann, "
+                             "pynndescent, annoy, voyager (pip install 'knnserve[peers]'; docs/evaluate.md) (repeatable)")
     parser.add_argument("--naive-queries", type=POSITIVE, default=20, help="rows the naive loop runs; extrapolated (default: 20)")
     parser.add_argument("--target-recall", type=RECALL, default=None,
                         help="report the smallest nprobe / efSearch reaching this recall@k on held-out training rows "

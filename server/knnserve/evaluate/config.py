@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knnserve.errors import InvalidInputError
+from knnserve.evaluate.systems.peer_catalog import PEERS
 from knnserve.index.spec import STORAGES
 
 MODE_CHOICES: tuple[str, ...] = ("batch", "single", "both")
-BASELINES: tuple[str, ...] = ("faiss", "sklearn", "naive", "matmul")
+# The harness's own yardsticks, then the peer libraries (each in its own child process: systems/peers.py).
+BASELINES: tuple[str, ...] = ("faiss", "sklearn", "naive", "matmul", *PEERS)
 # Sweep names a user may write, mapped to the KnnQuery field they set.
 SWEEP_NAMES: dict[str, str] = {"nprobe": "nprobe", "efSearch": "ef_search", "ef_search": "ef_search"}
 # Which index kind (ResolvedSpec.kind) each search parameter applies to.
@@ -86,7 +88,10 @@ class EvaluateConfig:
     server, model, server_timeout : ``--server`` mode: also measure a served model through the gRPC client.
     server_tls, server_token : TLS (False, True for the system roots, or a PEM root certificate path)
         and bearer token for that client.
-    baselines : any of ``faiss`` (bare IndexFlat search), ``sklearn``, ``naive``, ``matmul``.
+    baselines : any of ``faiss`` (bare IndexFlat search), ``sklearn``, ``naive``, ``matmul``, and the peer libraries
+        (``hnswlib``, ``usearch``, ``scann``, ``pynndescent``, ``annoy``, ``voyager``): each peer runs in every feature
+        space (the raw rows and each ``--bundle``'s), and with a peer the ``indexes`` are also built over each
+        bundle's vectors, so knnserve's rows stand beside the peers' in every space.
     naive_queries : rows the per-row numpy loop runs on (its time is extrapolated).
     target_recall, tune_queries : tuning of nprobe/efSearch on held-out training rows (reported; the
         evaluation never writes a bundle: ``knnserve tune`` writes a tuned bundle version).
@@ -156,6 +161,8 @@ class EvaluateConfig:
             raise InvalidInputError("server", "--server HOST:PORT and --model NAME together", f"server={self.server!r}, model={self.model!r}")
         if not self.indexes and not self.bundles and self.server is None:
             raise InvalidInputError("index", "at least one --index, --bundle, or --server with --model", "none")
+        if self.peers and self.metric != "l2":
+            raise InvalidInputError("metric", "l2 with peer baselines (they are compared under L2)", repr(self.metric))
         if self.target_recall is not None and not 0.0 < self.target_recall <= 1.0:
             raise InvalidInputError("target_recall", "a fraction in (0, 1]", self.target_recall)
         if self.recall_epsilon < 0:
@@ -165,6 +172,11 @@ class EvaluateConfig:
         parameters = [s.parameter for s in self.sweeps]
         if len(parameters) != len(set(parameters)):
             raise InvalidInputError("sweep", "each parameter swept at most once", ", ".join(parameters))
+
+    @property
+    def peers(self) -> tuple[str, ...]:
+        """The peer libraries asked for, in the order given."""
+        return tuple(b for b in self.baselines if b in PEERS)
 
     @property
     def search_k(self) -> int:

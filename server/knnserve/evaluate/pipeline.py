@@ -23,7 +23,9 @@ from knnserve.evaluate.scoring import SpaceTruth, score_runs, space_truth
 from knnserve.evaluate.space import RAW, FeatureSpace, check_bundle, model_space, raw_space, space_key
 from knnserve.evaluate.systems.base import System
 from knnserve.evaluate.systems.baselines import ChildBaseline, NaiveLoop
-from knnserve.evaluate.systems.inprocess import FaissFlat, FaissPath, IndexSystem
+from knnserve.evaluate.systems.inprocess import FaissFlat, FaissPath, IndexSystem, SpaceIndexSystem
+from knnserve.evaluate.systems.peer_catalog import installed, peer_plan
+from knnserve.evaluate.systems.peers import PeerSystem
 from knnserve.evaluate.systems.remote import RemoteServer
 from knnserve.evaluate.tune import run_tuning
 from knnserve.evaluate.workload import Workload, make_workload
@@ -123,6 +125,29 @@ def systems_under_test(workload: Workload, config: EvaluateConfig, spaces: dict[
         systems.append((NaiveLoop(workload, config), ()))
     if config.server is not None:
         systems.append((RemoteServer(workload, config, served_space(spaces, bundles, config.model)), ()))
+    return systems + peer_systems(workload, config, spaces)
+
+
+def missing_peers(config: EvaluateConfig) -> list[str]:
+    """The peer libraries asked for that are not installed here (reported, never silently dropped)."""
+    return [library for library in config.peers if not installed(library)]
+
+
+def peer_systems(workload: Workload, config: EvaluateConfig, spaces: dict[str, FeatureSpace]
+                 ) -> list[tuple[System, tuple[System, ...]]]:
+    """With peer baselines: knnserve's ``--index`` specs over each bundle's vectors, then every installed peer in
+    every space (raw first), each in its own child process."""
+    if not config.peers:
+        return []
+    systems: list[tuple[System, tuple[System, ...]]] = []
+    for key, space in spaces.items():
+        if key != RAW:
+            systems += [(SpaceIndexSystem(workload, config, request, space), ()) for request in config.indexes]
+    missing = set(missing_peers(config))
+    for space in spaces.values():
+        n, dim = space.base.shape
+        systems += [(PeerSystem(space, config, peer_plan(library, n, dim)), ())
+                    for library in config.peers if library not in missing]
     return systems
 
 
@@ -146,6 +171,7 @@ def settings_record(config: EvaluateConfig) -> dict[str, Any]:
         "indexes": [r.label for r in config.indexes],
         "sweeps": {s.parameter: list(s.values) for s in config.sweeps},
         "baselines": list(config.baselines), "server": config.server, "model": config.model,
+        "peers_not_installed": missing_peers(config),
         "recall_rule": (f"a returned id counts if its exact distance (recomputed in float64, {scale} scale) is <= the true "
                         f"k-th distance + {config.recall_epsilon:g} (ann-benchmarks knn_threshold; ties count; -1 never counts)"),
     }

@@ -89,7 +89,12 @@ def _figure(results: Results, quality: str, path: Path) -> Path | None:
 
 
 def write_plots(out: Path, results: Results) -> list[str]:
-    """Write the recall-vs-QPS and accuracy-vs-QPS PNGs; returns their paths (none when nothing was timed)."""
+    """Write the recall-vs-QPS and accuracy-vs-QPS PNGs, and with peer libraries one Pareto plot per space and
+    mode (``frontier.py``); returns their paths (none when nothing was timed)."""
+    from knnserve.evaluate.frontier import has_peers, write_peer_plots
+
     out.mkdir(parents=True, exist_ok=True)
     written = [_figure(results, "recall", out / RECALL_PLOT), _figure(results, "accuracy", out / ACCURACY_PLOT)]
+    if has_peers(results):
+        written += write_peer_plots(out, results)
     return [str(p) for p in written if p is not None]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from knnserve.atomic import atomic_write_text
+from knnserve.evaluate.frontier import best_qps_tables, has_peers, ratio_lines
 from knnserve.evaluate.schema import Results, RunRecord
 
 RESULTS_FILE = "results.json"
@@ -338,7 +339,16 @@ def render_report(results: Results, plots: list[str]) -> str:
     for mode, ref in results.references.items():
         if ref is not None:
             lines.append(f"- speedup reference ({mode}): {ref.run_id} {ref.label}, {_qps(ref.qps)} QPS (fastest exact in-process search)")
+    if results.settings.get("peers_not_installed"):
+        lines.append(f"- peer libraries asked for but not installed here (pip install 'knnserve[peers]'): "
+                     f"{', '.join(results.settings['peers_not_installed'])}")
     lines += ["", "## Answers", ""] + derived_answers(results)
+    if has_peers(results):
+        lines += ["", "## Against the other nearest-neighbour libraries (ann-benchmarks protocol)", "",
+                  "Best QPS each library reaches at recall@k ≥ 0.90 / 0.95 / 0.99 (its setting and run id in brackets), "
+                  "per feature space and timing mode; the peers run in child processes, each with the build and sweep its "
+                  "documentation recommends (their notes below). k-NN accuracy of every point is in the tables further "
+                  "down."] + best_qps_tables(results)
     lines += ["", "## Batch throughput", ""] + batch_table(results)
     lines += ["", "## Single-query latency", ""] + single_table(results)
     lines += ["", "## Memory and build time", ""] + memory_table(results)
@@ -369,5 +379,8 @@ def summary_lines(results: Results, out: Path) -> list[str]:
     """What the CLI prints at the end: exact accuracy, the derived answers, and where the outputs are."""
     lines = [f"exact k-NN accuracy: {_pct(results.exact_accuracy)} on {results.dataset['n_queries']} queries"]
     lines += derived_answers(results)
+    lines += ratio_lines(results)
+    if results.settings.get("peers_not_installed"):
+        lines.append(f"not installed, not run: {', '.join(results.settings['peers_not_installed'])}")
     lines.append(f"wrote {out / RESULTS_FILE} and {out / REPORT_FILE}")
     return lines

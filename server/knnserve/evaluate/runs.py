@@ -52,7 +52,7 @@ class RunOutput:
     system: str
     transport: str
     index: dict[str, Any] | None = None
-    params: dict[str, int] = field(default_factory=dict)
+    params: dict[str, int | float] = field(default_factory=dict)
     exact: bool = False
     build: BuildCost | None = None
     ids: np.ndarray | None = None
@@ -67,7 +67,7 @@ class RunOutput:
     extraction: dict[str, Any] | None = None
 
 
-def params_label(params: dict[str, int]) -> str:
-    """``nprobe=16`` / ``efSearch=64`` / empty, the way FAISS users write them."""
+def params_label(params: dict[str, int | float]) -> str:
+    """``nprobe=16`` / ``efSearch=64`` / empty, the way FAISS users write them (a peer's knobs by their own names)."""
     names = {"nprobe": "nprobe", "ef_search": "efSearch"}
     return " ".join(f"{names.get(key, key)}={value}" for key, value in sorted(params.items()))

@@ -77,10 +77,11 @@ class RunRecord(_Record):
 
     run_id: str
     label: str
-    system: Literal["knnserve", "faiss", "sklearn", "naive", "matmul"]
+    system: Literal["knnserve", "faiss", "sklearn", "naive", "matmul", "hnswlib", "usearch", "scann", "pynndescent",
+                    "annoy", "voyager"]
     transport: Literal["in-process", "grpc", "child-process"]
     index: dict[str, Any] | None = None
-    params: dict[str, int] = Field(default_factory=dict)
+    params: dict[str, int | float] = Field(default_factory=dict)
     exact: bool = False
     build: BuildRecord | None = None
     memory: MemoryRecord | None = None

@@ -52,10 +52,10 @@ def space_truth(space: FeatureSpace, gt: GroundTruth, workload: Workload, config
     return SpaceTruth(space, gt, exact_acc, exact_predictions(gt, workload, config, tie_break="lowest"))
 
 
-def _memory(run: RunOutput, workload: Workload) -> MemoryRecord | None:
+def _memory(run: RunOutput, space: FeatureSpace) -> MemoryRecord | None:
     if run.build is None or run.build.bytes <= 0:
         return None
-    n, d = workload.base.shape
+    n, d = space.base.shape  # float32 vectors of the space the index holds
     return MemoryRecord(bytes=run.build.bytes, bytes_per_vector=run.build.bytes / n,
                         smaller_than_float32=n * d * 4 / run.build.bytes)
 
@@ -104,7 +104,7 @@ def score_run(run_id: str, run: RunOutput, truths: dict[str, SpaceTruth], worklo
                             total_seconds=run.build.train_seconds + run.build.add_seconds)
     return RunRecord(
         run_id=run_id, label=run.label, system=run.system, transport=run.transport,  # type: ignore[arg-type]
-        index=run.index, params=dict(run.params), exact=run.exact, build=build, memory=_memory(run, workload),
+        index=run.index, params=dict(run.params), exact=run.exact, build=build, memory=_memory(run, truth.space),
         recall=recall, recall_ids=recall_ids, accuracy=acc, accuracy_delta=delta, accuracy_queries=acc_rows,
         batch=_batch(run), single=_single(run), extrapolated_seconds=run.extrapolated_seconds, notes=notes, space=run.space,
         extraction=_extraction(run),

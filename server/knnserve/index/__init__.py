@@ -11,8 +11,8 @@ from __future__ import annotations
 from knnserve.lazy import lazy_exports
 
 _HOMES = {
-    "backend": ("Index", "flat_index", "is_hnsw", "nlist", "num_threads", "read_index", "search", "serialized_size",
-                "set_blas_threshold", "set_num_threads", "write_index"),
+    "backend": ("Index", "flat_index", "is_hnsw", "nlist", "num_threads", "omp_threads", "read_index", "search",
+                "serialized_size", "set_blas_threshold", "set_num_threads", "write_index"),
     "build": ("BuildReport", "as_float32_rows", "build_index"),
     "spec": ("ALIASES", "METRICS", "STORAGES", "ResolvedSpec", "ivf_nlist", "pq_shape", "resolve_spec"),
 }

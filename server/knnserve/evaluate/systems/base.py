@@ -24,14 +24,18 @@ Answer = tuple[np.ndarray, np.ndarray] | np.ndarray | None
 
 @dataclass(frozen=True)
 class Setting:
-    """One search setting of a system: its search effort (``nprobe`` / ``ef_search``; the rest unset)."""
+    """One search setting of a system: its search effort (``nprobe`` / ``ef_search``; the rest unset), or a
+    peer library's own search knobs (``extra``: ``(("ef", 64),)``, ``(("leaves_to_search", 8), ("reorder", 40))``)."""
 
     query: KnnQuery = KnnQuery()
+    extra: tuple[tuple[str, int | float], ...] = ()
 
     @property
-    def params(self) -> dict[str, int]:
+    def params(self) -> dict[str, int | float]:
         """The search knobs that are set, as a plain dict (what results.json records)."""
-        return {name: value for name, value in self.query.set_fields().items() if name in ("nprobe", "ef_search")}
+        knobs: dict[str, int | float] = {name: value for name, value in self.query.set_fields().items()
+                                         if name in ("nprobe", "ef_search")}
+        return {**knobs, **dict(self.extra)}
 
     @property
     def label(self) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from knnserve.evaluate.config import EvaluateConfig, IndexRequest
 from knnserve.evaluate.runs import BuildCost
+from knnserve.evaluate.space import FeatureSpace
 from knnserve.evaluate.systems.base import Answer, Description, Modes, Setting, StageClock, is_exact
 from knnserve.evaluate.workload import Workload
 from knnserve.index import flat_index, serialized_size
@@ -158,6 +159,40 @@ class IndexSystem:
         self.model = None
 
 
+class SpaceIndexSystem(IndexSystem):
+    """knnserve's engine over a feature space's vectors (a bundle's embeddings), built from an index spec.
+
+    The peers search those vectors as they are; so does this system: the embeddings are computed once,
+    untimed, for both, and what is timed is the search alone (a bundle's own rows time the extractor too).
+    """
+
+    def __init__(self, workload: Workload, config: EvaluateConfig, request: IndexRequest, space: FeatureSpace) -> None:
+        super().__init__(workload, config, request=request, space=space.key)
+        self.feature_space = space
+
+    def open(self) -> None:
+        """Build the index over the space's base vectors, with the space's metric (not timed)."""
+        assert self.request is not None
+        self.model = KNNModel.fit(
+            self.feature_space.base, self.workload.base_labels, class_names=self.workload.class_names,
+            index=self.request.spec, metric=self.feature_space.metric, storage=self.request.storage,
+            progress=self.config.progress,
+        )
+        self.model.warm_kernel()
+
+    def describe(self) -> Description:
+        """The index, labelled with its space."""
+        described = super().describe()
+        return replace(described, label=f"{described.label} [{self.space}]",
+                       notes=described.notes + (f"built over {self.feature_space.description} (vectors computed once, "
+                                                "untimed, as the peers get them)",))
+
+    def prepare(self, queries: np.ndarray) -> np.ndarray:
+        """The space's query rows (row i is query i), validated by the model."""
+        assert queries.shape[0] == self.feature_space.queries.shape[0]
+        return self._model().prepare(self.feature_space.queries)
+
+
 class FaissPath:
     """The model an :class:`IndexSystem` built, searched by FAISS alone (``kernel="faiss"``): the kernel's yardstick.
 
@@ -284,4 +319,4 @@ class FaissFlat:
         self.index = None
 
 
-__all__ = ["FaissFlat", "FaissPath", "IndexSystem", "sweep_queries"]
+__all__ = ["FaissFlat", "FaissPath", "IndexSystem", "SpaceIndexSystem", "sweep_queries"]
