@@ -230,7 +230,7 @@ def test_compose_service_binds_loopback_sizes_faiss_and_drops_privileges(monkeyp
     assert all(port.startswith("127.0.0.1:") for port in service["ports"])
     published = {int(port.rsplit(":", 1)[1]) for port in service["ports"]}
     assert published == {args.port, args.metrics_port}
-    assert service["read_only"] is True and "/home/knnserve/.cache" in service["tmpfs"]
+    assert service["read_only"] is True and "/home/knnserve/.cache:uid=10001,gid=10001" in service["tmpfs"]
     assert service["cap_drop"] == ["ALL"] and service["image"] != "knnserve:latest"
 
 
