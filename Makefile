@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml client/pyproject.toml
 setup: $(STAMP) data-deps
 
 # Debian packages, only the missing ones. Both commands: dataset-fashion-mnist (the default dataset).
-# `make test` also: docker-compose (the test of deploy/compose.yaml runs `docker-compose config`; no
-# container runtime is needed), and chromium with chromium-driver (the inspection page's browser
+# `make test` also: docker-compose (the test of deploy/compose.yaml runs `docker-compose config`),
+# and chromium with chromium-driver (the inspection page's browser
 # tests drive headless Chromium through Selenium). Without apt-get or root, a note: Fashion-MNIST is
 # then downloaded on first use into ~/.cache/knnserve, while the compose check and the browser tests
 # fail under `make test` (KNNSERVE_REQUIRE_TOOLS=1).

@@ -1,7 +1,7 @@
 """deploy/ is checked, not just read: every Kubernetes manifest against the oldest and newest supported
 schemas (kubernetes-validate --strict), the compose file with docker-compose's own parser, the Dockerfile
 with hadolint, the lock against the requirements, and each of the problems docs/deploy.md lists as fixed.
-No container runtime is needed (none runs here); building and running the image is docs/deploy.md's part.
+No container runtime is needed here; tests/image builds and runs the image.
 
 A missing checker skips its test, unless KNNSERVE_REQUIRE_TOOLS is set (``make test`` sets it), then it fails.
 """
