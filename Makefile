@@ -14,13 +14,15 @@ MODELS ?= models
 # The server (.) depends on the client distribution (./client), which holds the wire package: both
 # are named here so pip takes knnserve-client from this checkout. Every package, the installers
 # included, comes at the version requirements/dev.lock pins, so a registry release cannot change what
-# the tests run on; the two editable builds use the locked setuptools (no build isolation).
+# the tests run on. What builds from source (the two editable distributions; hnswlib and annoy of the
+# peers extra) builds with the locked build tools installed first (no build isolation).
 # UNLOCKED=1 resolves afresh instead: how the lock is refreshed (README, *Dependencies*).
 DEV_LOCK := requirements/dev.lock
 LOCK_ARGS = $(if $(UNLOCKED),,-c $(DEV_LOCK))
+BUILD_TOOLS = pip setuptools wheel pybind11 numpy
 $(STAMP): pyproject.toml client/pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade $(LOCK_ARGS) pip setuptools wheel
+	$(BIN)/python -m pip install --quiet --upgrade $(LOCK_ARGS) $(BUILD_TOOLS)
 	$(BIN)/python -m pip install --quiet --no-build-isolation $(LOCK_ARGS) -e ./client -e '.[dev]'
 	touch $(STAMP)
 

@@ -9,9 +9,9 @@ The locks:
 * ``deploy/requirements.lock`` — the image: every run-time dependency of the server (and of the client it
   needs), extras not followed (the image runs ``knnserve serve`` only).
 * ``requirements/dev.lock`` — the test environment ``make test`` builds: everything
-  ``pip install -e ./client -e '.[dev]'`` installs, plus the installers themselves (pip, and setuptools with
-  wheel, which build the two editable distributions without build isolation), so a release on the registry
-  cannot change what CI runs.
+  ``pip install -e ./client -e '.[dev]'`` installs, plus the installers and build tools themselves (pip;
+  setuptools, wheel and pybind11, which build the editable distributions and the peers built from source
+  without build isolation), so a release on the registry cannot change what CI runs.
 
 To move the test environment forward (a new release wanted, or a dependency added to pyproject.toml):
 ``rm -rf .venv && make UNLOCKED=1 .venv/.installed-stamp`` resolves afresh from the registry, then this script
@@ -52,7 +52,7 @@ DEV = Lock(
     ROOT / "requirements" / "dev.lock",
     (("knnserve", frozenset({"dev"})), ("knnserve-client", frozenset())),
     "# The test environment `make test` installs (-e ./client -e '.[dev]'), pinned (scripts/lock_deps.py; do not edit by hand).\n",
-    tools=("pip", "setuptools", "wheel"),
+    tools=("pip", "setuptools", "wheel", "pybind11"),
 )
 LOCKS = (IMAGE, DEV)
 LOCK = IMAGE.path

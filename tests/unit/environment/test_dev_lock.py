@@ -30,7 +30,7 @@ def test_make_test_installs_every_package_through_the_lock() -> None:
 
 def test_this_environment_has_every_locked_version() -> None:
     pins = lock_deps.read_lock(lock_deps.DEV.path)
-    assert {"grpcio", "grpcio-tools", "protobuf", "pytest", "torch", "pip", "setuptools"} <= set(pins)
+    assert {"grpcio", "grpcio-tools", "protobuf", "pytest", "torch", "pip", "setuptools", "pybind11"} <= set(pins)
     wrong = {}
     for name, version in pins.items():
         try:
