@@ -86,16 +86,17 @@ def _strings(values: Sequence[str | None]) -> Any:
     """A string array of ``values`` (None: null)."""
     import pyarrow as pa
 
-    encoded = [b"" if value is None else value.encode() for value in values]
+    nulls = None in values
+    encoded = [b"" if value is None else value.encode() for value in values] if nulls else [value.encode() for value in values]  # type: ignore[union-attr]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum([len(item) for item in encoded], out=offsets[1:])
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
     if offsets[-1] > np.iinfo(np.int32).max:
         raise ValueError(f"{offsets[-1]} bytes of text in one column of one shard: more than Arrow's string type holds")
-    valid = np.array([value is not None for value in values], dtype=bool)
-    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    valid = np.fromiter((value is not None for value in values), dtype=bool, count=len(values)) if nulls else None
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(pa.string(), len(encoded), [bitmap, pa.py_buffer(offsets.astype(np.int32)),
                                                              pa.py_buffer(b"".join(encoded))],
-                                 null_count=int(len(valid) - valid.sum()))
+                                 null_count=0 if valid is None else int(len(valid) - valid.sum()))
 
 
 def _lists(values: np.ndarray, value_type: Any) -> Any:
@@ -113,8 +114,8 @@ def to_arrow(result: ResultBatch, meta: OutputMeta) -> Any:
     good = result.good
     column = {name: values[good] for name, values in result.columns.items() if name != ERROR}
     n = int(good.sum())
-    sources = [str(source) for source in column[SOURCE].tolist()]
-    arrays: list[Any] = [_strings([f"{s}:{i}" for s, i in zip(sources, column[INDEX].tolist())]), _strings(sources),
+    sources = list(map(str, column[SOURCE].tolist()))
+    arrays: list[Any] = [_strings(list(map("{}:{}".format, sources, column[INDEX].tolist()))), _strings(sources),
                          _numbers(column[INDEX], pa.int64())]
     for head in meta.heads:
         prediction, classes, scores = (column[c] for c in head_columns(head))
