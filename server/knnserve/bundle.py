@@ -298,12 +298,6 @@ def verify_checksums(folder: Path, manifest: Manifest) -> None:
             raise BundleError(f"{folder / name}: sha256 does not match the manifest; the bundle is corrupt")
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Check that every file the manifest lists exists with its recorded size and sha256."""
-    check_files(folder, manifest)
-    verify_checksums(folder, manifest)
-
-
 @dataclass(frozen=True)
 class _Parts:
     index: backend.Index
