@@ -333,9 +333,9 @@ def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
 
     Every file's presence and size are checked before any is read; the checksums are computed on a
     helper thread while this one reads the files (hashlib and FAISS's reader both release the GIL, so
-    the two take one file read's time on two cores, not two), and nothing read is returned or
-    inspected until every checksum has matched. A corrupt file is reported as such (sha256), even
-    when reading it failed first.
+    the two overlap where a core is idle; on the shared, busy 2-core machine no gain was measured:
+    docs/batch.md), and nothing read is returned or inspected until every checksum has matched. A
+    corrupt file is reported as such (sha256), even when reading it failed first.
     """
     folder = Path(path)
     manifest = read_manifest(folder)

@@ -213,7 +213,7 @@ def search(
 
 
 # Bytes of float vectors converted and compared at a time by _as_uint8: the temporaries stay in cache
-# (Fashion-MNIST's 60,000 x 784 float32 base, shared 2-core machine: 0.10 s whole, 0.06 s by blocks).
+# (Fashion-MNIST's 60,000 x 784 float32 base, shared busy 2-core machine: 0.08-0.10 s whole, 0.06-0.07 s by blocks).
 _AS_UINT8_BLOCK_BYTES = 1 << 18
 
 

@@ -40,7 +40,7 @@ def shifted_base(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     base is made (60,000 x 784, once, by hand on the shared 2-core machine: 0.50 s with an int32
     copy, 0.09 s this way; a fixed cost of every batch job and server load). The flip is written
     straight into the transposed array, SHIFT_BLOCK rows at a time, so that what is read and what is
-    written stay in cache (0.08 s as a flip then a transposing copy, 0.05 s this way).
+    written stay in cache (by hand, busy machine: 0.08 s as a flip then a transposing copy, 0.05 s this way).
     """
     norms = np.einsum("ij,ij->i", base, base, dtype=np.int32)
     n, d = base.shape

@@ -92,8 +92,8 @@ class Node:
 
 # A message built as a list of pieces joined once at the end: a large initializer's data (tens of MB
 # for a kernel's base) is then copied once, into the result, rather than once per enclosing message
-# (joined message by message it was copied six times: 0.34-0.50 s for the 47 MB Fashion-MNIST base on
-# the shared 2-core machine, 0.035 s now; a fixed cost of every batch job and server load).
+# (joined message by message it was copied six times: 0.34-0.55 s for the 47 MB Fashion-MNIST base on
+# the shared, busy 2-core machine, 0.035-0.045 s now; a fixed cost of every batch job and server load).
 Pieces = list[bytes | memoryview]
 
 
