@@ -2,7 +2,7 @@
 
 Each side runs in its own processes with ``PYTHONPATH`` pointing at that side's ``server/`` and
 ``client/`` folders (the installed dependencies are shared), and the sides alternate round by round
-(ABBA order), so the machine's load of the moment falls on both. Two probes:
+(ABBA order), so the machine's load of the moment falls on both. Four probes:
 
 * ``knn``: exact Flat k-NN (``KNNModel.fit(..., index="flat")``, then ``classify`` of the 10k
   Fashion-MNIST test rows, k=5) in a fresh process per side and round; seconds of the median of
@@ -10,6 +10,13 @@ Each side runs in its own processes with ``PYTHONPATH`` pointing at that side's 
 * ``service``: ``knnserve serve`` of one bundle (built by the base side, so both can load it) from
   each side, and one-row Classify requests from ``--clients`` threads of this process (the working
   tree's client, the same for both servers) for ``--duration`` seconds; requests/s and latency.
+* ``load``: ``KNNModel.load`` of the Flat Fashion-MNIST bundle (built by the base side) and
+  ``warm_kernel`` (building the search kernel), in a fresh process per side and round: what a
+  server, a batch job or a Ray actor pays before its first search.
+* ``batch``: ``knnserve batch`` (local engine) on the 10k test rows into a new output folder, in a
+  fresh process per side and round, shards of 2,000 rows: seconds from the process's first line to
+  its end (imports included), the job alone (``run_job``, what ``bench_batch.py`` times), and the
+  predictions' checksum (both sides must agree).
 
     flock /work/bench.lock .venv/bin/python benchmarks/ab_revisions.py --base 9228c57
 
@@ -53,6 +60,42 @@ print(json.dumps({"seconds": float(np.median(seconds)), "accuracy": float(np.mea
                   "checksum": hashlib.sha256(predictions.astype("<i8").tobytes()).hexdigest()[:16]}))
 """
 
+LOAD_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+import knnserve
+from knnserve.model import KNNModel
+assert knnserve.__file__.startswith(sys.argv[1]), knnserve.__file__
+imported = time.perf_counter()
+model = KNNModel.load(sys.argv[2])
+loaded = time.perf_counter()
+model.warm_kernel()
+warm = time.perf_counter()
+print(json.dumps({"load_s": loaded - imported, "kernel_s": warm - loaded, "load_and_kernel_s": warm - imported,
+                  "kernel": model.kernel_plan.name}))
+"""
+
+BATCH_PROBE = """
+import json, shutil, sys, time
+from pathlib import Path
+started = time.perf_counter()
+import hashlib
+import knnserve
+from knnserve.batch import JobSpec, run_job
+from knnserve.batch.engines.local import LocalEngine
+assert knnserve.__file__.startswith(sys.argv[1]), knnserve.__file__
+imported = time.perf_counter()
+out = Path(sys.argv[4])
+shutil.rmtree(out, ignore_errors=True)
+summary = run_job(JobSpec(inputs=(sys.argv[3],), out=out, progress=False, shard_rows=2000), LocalEngine(Path(sys.argv[2])))
+done = time.perf_counter()
+assert summary.errors == 0 and summary.run_rows == summary.rows == 10000
+import pyarrow.parquet as pq
+predictions = pq.read_table(out, columns=["prediction"]).column("prediction").to_numpy()
+print(json.dumps({"job_s": done - imported, "process_s": done - started, "imports_s": imported - started,
+                  "checksum": hashlib.sha256(predictions.astype("<i8").tobytes()).hexdigest()[:16]}))
+"""
+
 BUNDLE_PROBE = """
 import sys
 from knnserve.data import load_dataset
@@ -89,6 +132,14 @@ def knn_round(side: Side, repeats: int) -> dict[str, float | str]:
     done = subprocess.run([sys.executable, "-c", KNN_PROBE, str(side.root), str(repeats)], env=side.env(),
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe_round(side: Side, probe: str, *args: str) -> dict[str, float | str]:
+    """One fresh process of a probe; the side's process starts with its own interpreter, as a command would."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", probe, str(side.root), *args], env=side.env(), capture_output=True,
+                          text=True, check=True)
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "wall_s": time.perf_counter() - started}
 
 
 def load(target: str, x: np.ndarray, clients: int, warmup: float, duration: float) -> dict[str, float]:
@@ -136,7 +187,8 @@ def ratio_lines(name: str, results: dict[str, list[float]], higher_is_better: bo
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--base", required=True, help="git revision to compare the working tree with")
-    parser.add_argument("--probes", nargs="+", choices=("knn", "service"), default=["knn", "service"])
+    parser.add_argument("--probes", nargs="+", choices=("knn", "service", "load", "batch"),
+                        default=["knn", "service"])
     parser.add_argument("--rounds", type=int, default=4, help="rounds per probe (sides alternate ABBA)")
     parser.add_argument("--repeats", type=int, default=3, help="knn: classify calls per process (median)")
     parser.add_argument("--index", default="HNSW32", help="service: the bundle's index (default: HNSW32)")
@@ -161,6 +213,41 @@ def main() -> int:
                 print(side.name, result, flush=True)
         table += ratio_lines("exact Flat k=5, 10k rows classified in-process (s)", seconds, higher_is_better=False)
         table.append(f"| predictions (sha256 prefix, accuracy), both sides | {' / '.join(sorted(checks))} | | | |")
+    if "load" in args.probes or "batch" in args.probes:
+        flat = args.work_dir / "bundle-flat"
+        if not (flat / "manifest.json").is_file():
+            subprocess.run([sys.executable, "-c", BUNDLE_PROBE, str(flat), "flat"], env=sides[0].env(), check=True)
+    if "load" in args.probes:
+        loads: dict[str, dict[str, list[float]]] = {}
+        kernels: set[str] = set()
+        for pair in order:
+            for side in pair:
+                result = probe_round(side, LOAD_PROBE, str(flat))
+                kernels.add(str(result["kernel"]))
+                for metric in ("load_s", "kernel_s", "load_and_kernel_s"):
+                    loads.setdefault(metric, {"base": [], "head": []})[side.name].append(float(result[metric]))
+                print(side.name, result, flush=True)
+        for metric, values in loads.items():
+            table += ratio_lines(f"Flat Fashion-MNIST bundle, fresh process: {metric}", values, higher_is_better=False)
+        table.append(f"| kernel planned, both sides | {' / '.join(sorted(kernels))} | | | |")
+    if "batch" in args.probes:
+        from knnserve.data import load_dataset
+
+        rows = args.work_dir / "test10k.npy"
+        if not rows.is_file():
+            np.save(rows, load_dataset("fashion-mnist", download=False).x_test)
+        jobs: dict[str, dict[str, list[float]]] = {}
+        sums: set[str] = set()
+        for pair in order:
+            for side in pair:
+                result = probe_round(side, BATCH_PROBE, str(flat), str(rows), str(args.work_dir / f"batch-out-{side.name}"))
+                sums.add(str(result["checksum"]))
+                for metric in ("job_s", "imports_s", "process_s", "wall_s"):
+                    jobs.setdefault(metric, {"base": [], "head": []})[side.name].append(float(result[metric]))
+                print(side.name, result, flush=True)
+        for metric, values in jobs.items():
+            table += ratio_lines(f"knnserve batch, local, 10k rows, fresh process: {metric}", values, higher_is_better=False)
+        table.append(f"| batch predictions (sha256 prefix), both sides | {' / '.join(sorted(sums))} | | | |")
     if "service" in args.probes:
         from knnserve.data import load_dataset
 

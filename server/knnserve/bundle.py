@@ -21,6 +21,7 @@ import re
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -276,8 +277,8 @@ def read_manifest(path: str | Path) -> Manifest:
         raise BundleError(f"{manifest_path}: invalid manifest: {validation_summary(exc)}") from exc
 
 
-def verify_files(folder: Path, manifest: Manifest) -> None:
-    """Check that every file the manifest lists exists with its recorded size and sha256."""
+def check_files(folder: Path, manifest: Manifest) -> None:
+    """Check that every file the manifest lists exists with its recorded size (no file is read)."""
     for required in (INDEX_FILE, LABELS_FILE):
         if required not in manifest.files:
             raise BundleError(f"{folder / MANIFEST}: lists no {required}")
@@ -288,18 +289,24 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
         size = file_path.stat().st_size
         if size != entry.bytes:
             raise BundleError(f"{file_path}: expected {entry.bytes} bytes, found {size}; the bundle is corrupt")
-        if _sha256(file_path) != entry.sha256:
-            raise BundleError(f"{file_path}: sha256 does not match the manifest; the bundle is corrupt")
 
 
-def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
-    """Load a bundle, verifying schema version, checksums, and index/labels/manifest dimensions.
+def verify_checksums(folder: Path, manifest: Manifest) -> None:
+    """Check every file the manifest lists against its recorded sha256, in the manifest's order."""
+    for name, entry in manifest.files.items():
+        if _sha256(folder / name) != entry.sha256:
+            raise BundleError(f"{folder / name}: sha256 does not match the manifest; the bundle is corrupt")
 
-    ``mmap``: map the index file instead of reading it into memory (``backend.read_index``).
-    """
-    folder = Path(path)
-    manifest = read_manifest(folder)
-    verify_files(folder, manifest)
+
+@dataclass(frozen=True)
+class _Parts:
+    index: backend.Index
+    labels: np.ndarray
+    arrays: dict[str, dict[str, np.ndarray]]
+    blobs: dict[str, bytes]
+
+
+def _read_parts(folder: Path, manifest: Manifest, mmap: bool) -> _Parts:
     try:
         index = backend.read_index(folder / INDEX_FILE, mmap=mmap)
     except ValueError as exc:
@@ -316,6 +323,32 @@ def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
                 blobs[name] = (folder / name).read_bytes()
     except (OSError, ValueError) as exc:
         raise BundleError(f"{folder}: could not read arrays ({exc})") from exc
+    return _Parts(index, labels, arrays, blobs)
+
+
+def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
+    """Load a bundle, verifying schema version, checksums, and index/labels/manifest dimensions.
+
+    ``mmap``: map the index file instead of reading it into memory (``backend.read_index``).
+
+    Every file's presence and size are checked before any is read; the checksums are computed on a
+    helper thread while this one reads the files (hashlib and FAISS's reader both release the GIL, so
+    the two overlap where a core is idle; on the shared, busy 2-core machine no gain was measured:
+    docs/batch.md), and nothing read is returned or inspected until every checksum has matched. A
+    corrupt file is reported as such (sha256), even when reading it failed first.
+    """
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    check_files(folder, manifest)
+    with ThreadPoolExecutor(1, thread_name_prefix="bundle-verify") as pool:
+        verified = pool.submit(verify_checksums, folder, manifest)
+        try:
+            parts = _read_parts(folder, manifest, mmap)
+        except BaseException:
+            verified.result()  # a checksum that does not match explains the failure better than the reader's error
+            raise
+        verified.result()
+    index, labels = parts.index, parts.labels
     if index.d != manifest.index.dim or index.ntotal != manifest.index.ntotal:
         raise BundleError(
             f"{folder / INDEX_FILE}: index has dim {index.d} and {index.ntotal} vectors, the manifest says "
@@ -325,7 +358,7 @@ def load_bundle(path: str | Path, *, mmap: bool = False) -> LoadedBundle:
         raise BundleError(f"{folder / LABELS_FILE}: expected {index.ntotal} integer labels, got {labels.shape} {labels.dtype}")
     if labels.size and not 0 <= labels.min() <= labels.max() < len(manifest.class_names):
         raise BundleError(f"{folder / LABELS_FILE}: labels outside 0..{len(manifest.class_names) - 1}")
-    if manifest.extractor is not None and manifest.extractor.file not in blobs:
+    if manifest.extractor is not None and manifest.extractor.file not in parts.blobs:
         raise BundleError(f"{folder / MANIFEST}: extractor.file {manifest.extractor.file!r} is not among the files it lists")
-    return LoadedBundle(path=folder, manifest=manifest, index=index, labels=labels.astype(np.int64), arrays=arrays,
-                        blobs=blobs)
+    return LoadedBundle(path=folder, manifest=manifest, index=index, labels=labels.astype(np.int64), arrays=parts.arrays,
+                        blobs=parts.blobs)

@@ -8,7 +8,7 @@ One output row per good input row, in input order. With one head the prediction 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,38 +68,67 @@ def arrow_schema(meta: OutputMeta) -> Any:
     return pa.schema(fields, metadata={SCHEMA_KEY: str(SCHEMA_VERSION).encode()})
 
 
+# The columns are built from Arrow buffers over the numpy arrays, never with ``pa.array``: pyarrow's
+# ``pa.array`` imports pandas, when installed, to ask whether its argument is a pandas object, and
+# that import cost 0.4-0.75 s of the first shard of every job on the shared 2-core machine (pandas is
+# not otherwise used here); ``pyarrow.compute`` (0.1 s to import) is not needed either.
+_NUMPY_TYPES = {"int32": np.int32, "int64": np.int64, "float": np.float32}  # Arrow's names (float: float32)
+
+
+def _numbers(values: np.ndarray, value_type: Any) -> Any:
+    import pyarrow as pa
+
+    data = np.ascontiguousarray(values, dtype=_NUMPY_TYPES[str(value_type)])
+    return pa.Array.from_buffers(value_type, len(data), [None, pa.py_buffer(data)])
+
+
+def _strings(values: Sequence[str | None]) -> Any:
+    """A string array of ``values`` (None: null)."""
+    import pyarrow as pa
+
+    nulls = None in values
+    encoded = [b"" if value is None else value.encode() for value in values] if nulls else [value.encode() for value in values]  # type: ignore[union-attr]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"{offsets[-1]} bytes of text in one column of one shard: more than Arrow's string type holds")
+    valid = np.fromiter((value is not None for value in values), dtype=bool, count=len(values)) if nulls else None
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), len(encoded), [bitmap, pa.py_buffer(offsets.astype(np.int32)),
+                                                             pa.py_buffer(b"".join(encoded))],
+                                 null_count=0 if valid is None else int(len(valid) - valid.sum()))
+
+
 def _lists(values: np.ndarray, value_type: Any) -> Any:
     import pyarrow as pa
 
     n, width = values.shape
-    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32)[: n + 1])
-    return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values).reshape(-1), type=value_type))
+    offsets = _numbers(np.arange(0, (n + 1) * width, width, dtype=np.int32)[: n + 1], pa.int32())
+    return pa.ListArray.from_arrays(offsets, _numbers(values.reshape(-1), value_type))
 
 
 def to_arrow(result: ResultBatch, meta: OutputMeta) -> Any:
     """The good rows of a batch as an Arrow table in the output schema."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     good = result.good
     column = {name: values[good] for name, values in result.columns.items() if name != ERROR}
     n = int(good.sum())
-    source = pa.array(column[SOURCE].astype(str) if n else [], type=pa.string())
-    index = pa.array(column[INDEX], type=pa.int64())
-    arrays: list[Any] = [pc.binary_join_element_wise(source, pc.cast(index, pa.string()), ":"), source, index]
-    names = pa.array(list(meta.class_names), type=pa.string())
+    sources = list(map(str, column[SOURCE].tolist()))
+    arrays: list[Any] = [_strings(list(map("{}:{}".format, sources, column[INDEX].tolist()))), _strings(sources),
+                         _numbers(column[INDEX], pa.int64())]
     for head in meta.heads:
         prediction, classes, scores = (column[c] for c in head_columns(head))
         arrays += [
-            pa.array(prediction, type=pa.int64()),
-            names.take(pa.array(np.where(prediction < 0, 0, prediction), mask=prediction < 0, type=pa.int64())),
+            _numbers(prediction, pa.int64()),
+            _strings([meta.class_names[p] if p >= 0 else None for p in prediction.tolist()]),
             _lists(classes, pa.int32()),
             _lists(scores, pa.float32()),
         ]
     if meta.neighbors:
         arrays += [_lists(column["neighbor_ids"], pa.int64()), _lists(column["neighbor_distances"], pa.float32()),
                    _lists(column["neighbor_labels"], pa.int64())]
-    arrays += [pa.array([meta.model] * n, type=pa.string()), pa.array(np.full(n, meta.model_version, dtype=np.int64))]
+    arrays += [_strings([meta.model] * n), _numbers(np.full(n, meta.model_version, dtype=np.int64), pa.int64())]
     return pa.Table.from_arrays(arrays, schema=arrow_schema(meta))
 
 

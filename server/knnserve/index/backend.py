@@ -295,14 +295,25 @@ def compacted(index: Index, removed: np.ndarray) -> Index:
 # -- what the search kernels read (knnserve.kernels never imports faiss) ------------------------------
 
 
+# Bytes of float vectors converted and compared at a time by exact_uint8: the temporaries stay in cache
+# (Fashion-MNIST's 60,000 x 784 float32 base, shared busy 2-core machine: 0.08-0.10 s whole, 0.06-0.07 s by blocks).
+_AS_UINT8_BLOCK_BYTES = 1 << 18
+
+
 def exact_uint8(values: np.ndarray) -> np.ndarray | None:
-    """``values`` as uint8 when every one is an integer in 0..255 (so the conversion is exact), else None.
+    """``values`` (n, d) as uint8 when every one is an integer in 0..255 (so the conversion is exact), else None.
 
     The test the integer kernels apply to an index's vectors and to a batch's rows alike.
     """
+    as_bytes = np.empty(values.shape, dtype=np.uint8)
+    rows = max(1, _AS_UINT8_BLOCK_BYTES // max(values[:1].nbytes, 1))
     with np.errstate(invalid="ignore"):  # out-of-range values cast to garbage, which the comparison rejects
-        as_bytes = values.astype(np.uint8)
-    return as_bytes if np.array_equal(as_bytes, values) else None
+        for start in range(0, values.shape[0], rows):
+            part, converted = values[start : start + rows], as_bytes[start : start + rows]
+            np.copyto(converted, part, casting="unsafe")
+            if not np.array_equal(converted, part):
+                return None
+    return as_bytes
 
 
 def _l2_index(index: Index) -> Index | None:

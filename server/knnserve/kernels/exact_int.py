@@ -23,6 +23,8 @@ from knnserve.kernels.runtime import fan_out, new_session
 CHUNK_ROWS = 128
 # |key| <= d * (255^2 + 2 * 255 * 128) must fit in int32.
 MAX_DIM = (2**31 - 1) // (255 * 255 + 2 * 255 * 128)
+# Base vectors flipped and transposed at a time when the kernel is built (see shifted_base).
+SHIFT_BLOCK = 2048
 
 
 def query_offsets(rows: np.ndarray) -> np.ndarray:
@@ -36,10 +38,16 @@ def shifted_base(base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     y - 128 for a byte y is y with its top bit flipped, read as a signed byte: no int32 copy of the
     base is made (60,000 x 784, once, by hand on the shared 2-core machine: 0.50 s with an int32
-    copy, 0.09 s this way; a fixed cost of every batch job and server load).
+    copy, 0.09 s this way; a fixed cost of every batch job and server load). The flip is written
+    straight into the transposed array, SHIFT_BLOCK rows at a time, so that what is read and what is
+    written stay in cache (by hand, busy machine: 0.08 s as a flip then a transposing copy, 0.05 s this way).
     """
     norms = np.einsum("ij,ij->i", base, base, dtype=np.int32)
-    return np.ascontiguousarray((base ^ np.uint8(0x80)).view(np.int8).T), norms
+    n, d = base.shape
+    shifted = np.empty((d, n), dtype=np.uint8)
+    for start in range(0, n, SHIFT_BLOCK):
+        np.bitwise_xor(base[start : start + SHIFT_BLOCK].T, np.uint8(0x80), out=shifted[:, start : start + SHIFT_BLOCK])
+    return shifted.view(np.int8), norms
 
 
 def key_nodes(gemm_inputs: tuple[str, str]) -> list[Node]:

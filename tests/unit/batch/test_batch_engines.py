@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from batch_helpers import Tiny
+from batch_helpers import Tiny, table
 from knnserve.batch.engines.ray_data import ACTOR_BASE_BYTES, RayEngine, runs
 from knnserve.batch.rows import RowSpec
 from knnserve.batch.spec import ModelFacts
@@ -114,3 +115,39 @@ def test_serve_predict_and_the_client_import_neither_ray_nor_pyarrow_nor_pillow(
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_the_kernel_built_beside_the_job_answers_as_one_built_before_it(tiny: Tiny, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The local engine builds the search kernel on a helper thread while the job plans and reads; every
+    # search waits for it. The job's neighbours must be those of a model whose kernel was built first.
+    from knnserve.batch import JobSpec, run_job
+    from knnserve.batch.engines.local import LocalEngine
+    from knnserve.kernels import EXACT_INT8
+    from knnserve.kernels.runtime import int8_gemm_exact
+    from knnserve.model import KNNModel
+
+    if not int8_gemm_exact():
+        pytest.skip("onnxruntime's u8 x s8 GEMM saturates on this CPU: no kernel to build")
+    built: list[tuple[KNNModel, str]] = []
+    warm = KNNModel.warm_kernel
+
+    def recorded(model: KNNModel) -> None:
+        warm(model)
+        built.append((model, threading.current_thread().name))
+
+    monkeypatch.setattr(KNNModel, "warm_kernel", recorded)
+    np.save(tmp_path / "q.npy", tiny.queries)
+    spec = JobSpec(inputs=(str(tmp_path / "q.npy"),), out=tmp_path / "out", progress=False, shard_rows=100, neighbors=True,
+                   query=KnnQuery(k=4))
+    summary = run_job(spec, LocalEngine(tiny.bundle, threads=2))
+    assert summary.errors == 0 and summary.rows == len(tiny.queries)
+    [(model, thread)] = built
+    assert thread.startswith("batch-kernel") and model.kernel_plan.name == EXACT_INT8
+    eager = KNNModel.load(tiny.bundle)
+    eager.warm_kernel()
+    expected = eager.classify(tiny.queries, eager.resolve(KnnQuery(k=4)))
+    result = table(tmp_path / "out")
+    assert result.column("prediction").to_pylist() == expected.predictions.tolist()
+    assert result.column("neighbor_ids").to_pylist() == expected.ids.tolist()
+    np.testing.assert_array_equal(np.array(result.column("neighbor_distances").to_pylist(), np.float32), expected.distances)

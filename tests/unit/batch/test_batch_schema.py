@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from batch_helpers import CLASSES, Tiny, table
 from knnserve.answers import head_result
+from knnserve.batch.results import ERROR, INDEX, SOURCE, ResultBatch
+from knnserve.batch.schema import OutputMeta, to_arrow
 
 
 def test_parquet_schema_one_head(tiny: Tiny, tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
@@ -70,3 +74,46 @@ def test_both_heads_neighbors_and_csv_agree_with_parquet(tiny: Tiny, tmp_path: P
                 assert int(text) == value, name
             else:
                 assert text == (value or ""), name
+
+
+def _result() -> ResultBatch:
+    """Three rows of one shard: a good one, a bad one, and a good one whose search found no neighbour (-1)."""
+    return ResultBatch(0, 0, {
+        SOURCE: np.array(["in/é.npy", "in/é.npy", "b.npy"], dtype=object),
+        INDEX: np.array([0, 1, 12], dtype=np.int64),
+        ERROR: np.array(["", "input: bad", ""], dtype=object),
+        "knn_prediction": np.array([2, -1, -1], dtype=np.int64),
+        "knn_top_classes": np.array([[2, 0], [-1, -1], [-1, -1]], dtype=np.int32),
+        "knn_top_scores": np.array([[0.75, 0.25], [0, 0], [0, 0]], dtype=np.float32),
+    })
+
+
+def test_arrow_columns_hold_the_good_rows_with_null_class_names_for_no_neighbour() -> None:
+    meta = OutputMeta("fm", 3, ("a", "b", "çé"), ("knn",), False)
+    rows = to_arrow(_result(), meta).to_pylist()
+    assert rows == [
+        {"row_id": "in/é.npy:0", "source": "in/é.npy", "index": 0, "prediction": 2, "class_name": "çé",
+         "top_classes": [2, 0], "top_scores": [0.75, 0.25], "model": "fm", "model_version": 3},
+        {"row_id": "b.npy:12", "source": "b.npy", "index": 12, "prediction": -1, "class_name": None,
+         "top_classes": [-1, -1], "top_scores": [0.0, 0.0], "model": "fm", "model_version": 3},
+    ]
+    assert to_arrow(_result(), meta).column("class_name").null_count == 1
+    empty = _result()
+    empty.columns[ERROR][:] = "input: bad"
+    assert to_arrow(empty, meta).num_rows == 0
+
+
+def test_writing_a_part_imports_neither_pandas_nor_pyarrow_compute() -> None:
+    # pyarrow's pa.array imports pandas (0.4-0.75 s here) to check for pandas objects; the writer avoids it.
+    code = (
+        "import sys, numpy as np\n"
+        "from knnserve.batch.output import encode_part\n"
+        "from knnserve.batch.results import ResultBatch\n"
+        "from knnserve.batch.schema import OutputMeta\n"
+        "r = ResultBatch(0, 0, {'source': np.array(['a'], dtype=object), 'index': np.array([0]), 'error': np.array([''], dtype=object),"
+        " 'knn_prediction': np.array([1]), 'knn_top_classes': np.array([[1]], np.int32), 'knn_top_scores': np.array([[1.0]], np.float32)})\n"
+        "assert encode_part(r, OutputMeta('m', 1, ('a', 'b'), ('knn',), False), 'parquet')[:4] == b'PAR1'\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow.compute') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -61,6 +61,28 @@ def test_corrupt_file_is_detected(saved) -> None:
         load_bundle(path)
 
 
+@pytest.mark.parametrize("name", [INDEX_FILE, LABELS_FILE])
+def test_a_corrupt_header_reads_as_corrupt_not_as_the_readers_error(saved, name: str) -> None:
+    # The checksums are computed while the files are read: a file FAISS or numpy cannot parse, of the
+    # right size, must still be reported as a checksum mismatch, naming the file.
+    path, _ = saved
+    data = bytearray((path / name).read_bytes())
+    data[:8] = b"garbage!"
+    (path / name).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"{name}: sha256 does not match the manifest"):
+        load_bundle(path)
+
+
+def test_a_corrupt_file_is_refused_even_when_it_parses(saved) -> None:
+    # A flipped byte inside the vectors parses fine: only the checksum catches it, and nothing is returned.
+    path, _ = saved
+    data = bytearray((path / INDEX_FILE).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (path / INDEX_FILE).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"{INDEX_FILE}: sha256 does not match the manifest"):
+        KNNModel.load(path)
+
+
 def test_truncated_index_is_detected(saved) -> None:
     path, _ = saved
     index = path / INDEX_FILE

@@ -178,3 +178,15 @@ def test_a_built_index_whose_vectors_are_not_bytes_falls_back_to_faiss() -> None
     dispatch = KernelDispatch(KernelPlan(EXACT_INT8, min_rows=1), index)
     assert dispatch.search(np.zeros((3, 4), dtype=np.float32), 2, None) is None
     assert dispatch.plan.name == FAISS and "not uint8" in dispatch.plan.describe()
+
+
+@pytest.mark.parametrize("where", [0, 170, 2999])
+def test_a_flat_base_is_bytes_only_when_every_block_is(where: int) -> None:
+    # The base is converted block by block (256 KiB of floats): a value that is not a byte in any block,
+    # the first or the last, sends the index to FAISS; an exact base converts whole.
+    base = tied_pixels(8, 3000, 100)
+    assert np.array_equal(backend.flat_uint8_vectors(backend.flat_index(base.astype(np.float32), "l2")), base)  # type: ignore[arg-type]
+    for bad in (0.5, 256.0, -1.0, np.nan):
+        floats = base.astype(np.float32)
+        floats[where, 37] = bad
+        assert backend.flat_uint8_vectors(backend.flat_index(floats, "l2")) is None, bad

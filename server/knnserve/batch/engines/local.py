@@ -39,12 +39,21 @@ class LocalEngine:
         self.threads = threads or usable_cores()
         self.classifier: ModelClassifier | None = None
         self.facts: ModelFacts | None = None
+        self._kernel_builder: ThreadPoolExecutor | None = None
 
     def open(self, spec: JobSpec) -> ModelFacts:
-        """Load and verify the bundle; resolve the query against it (errors here stop the job before any output)."""
+        """Load and verify the bundle; resolve the query against it (errors here stop the job before any output).
+
+        The model's search kernel is then built on a helper thread while the job plans its input, opens
+        its output and reads the first shard; the first searches wait for it (it is built once, under
+        a lock), so every piece is searched by the same kernel whenever the build ends.
+        """
         model = KNNModel.load(self.bundle)
         self.classifier = ModelClassifier(model, spec.query, spec.heads, neighbors=spec.neighbors)
         self.facts = bundle_facts(self.bundle, model, self.classifier.query)
+        self._kernel_builder = ThreadPoolExecutor(1, thread_name_prefix="batch-kernel")
+        # A failed build is not lost: the first search builds again and raises it there.
+        self._kernel_builder.submit(model.warm_kernel)
         return self.facts
 
     def run(self, plan: Plan, shards: Sequence[Shard], commit: Commit) -> None:
@@ -85,7 +94,10 @@ class LocalEngine:
                 reader.submit(cache.close)
 
     def close(self) -> None:
-        """Drop the model."""
+        """Drop the model (after its kernel build, if one is still running)."""
+        if self._kernel_builder is not None:
+            self._kernel_builder.shutdown(wait=True)
+            self._kernel_builder = None
         self.classifier = None
 
     def report(self) -> dict[str, float | int | str]:
