@@ -83,10 +83,14 @@ def write_bundle(root: Path, x: np.ndarray, y: np.ndarray, names: tuple[str, ...
     model.save(root / MODEL / str(version), name=MODEL)
 
 
+SERVE_EXTRA: list[str] = []  # --serve-arg values, passed to every server of the Fashion-MNIST sections
+
+
 def serve(models: Path, logs: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     token = models.parent / "write-token"
     token.write_text(TOKEN)
-    return start_knnserve("--models", str(models), "--online-dir", str(logs), "--write-token-file", str(token), *extra)
+    return start_knnserve("--models", str(models), "--online-dir", str(logs), "--write-token-file", str(token),
+                          *SERVE_EXTRA, *extra)
 
 
 def fresh(models: Path, logs: Path) -> None:
@@ -280,7 +284,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="measurement window of the load sections")
     parser.add_argument("--crash-rounds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra `knnserve serve` argument for the Fashion-MNIST servers, e.g. --serve-arg=--kernel=faiss")
     args = parser.parse_args()
+    SERVE_EXTRA.extend(args.serve_arg)
     sections = args.sections.split(",")
     from knnserve.data import load_dataset
 
