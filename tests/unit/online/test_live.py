@@ -151,3 +151,21 @@ def test_snapshot_equals_replay_and_drops_removed_rows(data: tuple, kind: str, t
     assert snap.ntotal == loaded.ntotal
     with pytest.raises(ModelMovedError):
         live.add(model.prepare(added[:1]), ["e"])
+
+
+def test_the_linear_head_does_not_know_a_class_added_online(data: tuple, tmp_path: Path) -> None:
+    from knnserve.linear import LinearClassifier
+
+    x, y, _ = data
+    model = _model(data).with_linear(LinearClassifier(epochs=2, seed=1).fit(x, y))
+    live = LiveModel(model, tmp_path / "log", sync=False)
+    assert dict(model.head_classes()) == {"knn": 4, "linear": 4}
+    far = np.full((2, 16), 40.0, dtype=np.float32)
+    live.add(model.prepare(far), ["new", "new"])
+    assert dict(model.head_classes()) == {"knn": 5, "linear": 4}
+    assert model.classify(far, _query(model)).predictions.tolist() == [4, 4]
+    predictions, probabilities = model.predict_linear(model.prepare(far))
+    assert probabilities.shape == (2, 5) and (probabilities[:, 4] == 0).all() and (predictions < 4).all()
+    snap = live.snapshot(tmp_path / "v2", name="m")  # carried over as it is: still 4 classes
+    loaded = KNNModel.load(tmp_path / "v2")
+    assert dict(loaded.head_classes()) == {"knn": 5, "linear": 4} == dict(snap.head_classes())
