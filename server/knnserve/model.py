@@ -21,6 +21,7 @@ from knnserve.features.preprocess import Preprocessor
 from knnserve.finite import check_magnitude
 from knnserve.index import backend
 from knnserve.kernels import KernelPlan, plan_kernel
+from knnserve.kernels.choice import EXACT_INT8
 from knnserve.kernels.dispatch import KernelDispatch
 from knnserve.model_fit import fit_model
 from knnserve.model_io import load_model, save_model
@@ -285,6 +286,13 @@ class KNNModel:
         else:
             raw, ids = self.search_index(rows, query)
         return true_distances(raw, self.index_info.metric), ids, (features if self.extractor is not None else None)
+
+    def exact_kernel_search(self, rows: np.ndarray, query: KnnQuery) -> tuple[np.ndarray, np.ndarray] | None:
+        """The exact-int8 kernel's raw (distances, ids) over the bundle's rows, or None where it does not apply."""
+        assert query.k is not None, "resolve the query first (KNNModel.resolve)"
+        if self._dispatch.plan.name != EXACT_INT8:
+            return None
+        return self._dispatch.search(rows, query.k, query.nprobe)
 
     def search_index(self, rows: np.ndarray, query: KnnQuery, *, exclude: backend.Exclusion | None = None,
                      kernels: bool = True) -> tuple[np.ndarray, np.ndarray]:

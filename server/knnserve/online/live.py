@@ -13,8 +13,10 @@ model equals the live one it was logged from.
   at once; the linear head knows only the classes it was trained on (``head_classes``).
 * Removals hide ids from every search at once (a FAISS ID selector); the rows stay in the index until
   :meth:`snapshot` writes a bundle without them.
-* The integer search kernels (``knnserve.kernels``) hold a copy of the bundle's vectors: once the model
-  has changed, every search goes to FAISS, until the snapshot is served.
+* The integer search kernels (``knnserve.kernels``) hold a copy of the bundle's vectors. For a raw-uint8
+  Flat bundle (the exact-int8 kernel) the added rows are searched exactly beside it and the results
+  merged (``delta.py``), so batches keep the kernel; with removals, or for IVF kernels, or once a row
+  that is not bytes was added, searches go to FAISS until the snapshot is served.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ import numpy as np
 
 from knnserve.errors import InvalidInputError
 from knnserve.index import backend
+from knnserve.kernels.choice import EXACT_INT8
 from knnserve.model import KNNModel
 from knnserve.online.config import OnlineLimits
+from knnserve.online.delta import MAX_DIM, AddedRows, merge
 from knnserve.online.records import Added, Change, Removed, Sealed, compact_vectors, decode, encode
 from knnserve.online.rwlock import ReadWriteLock
 from knnserve.online.wal import LogError, LogRecord, WriteAheadLog
@@ -135,6 +139,11 @@ class LiveModel:
         self._theirs = 0  # the last record read from another process's appends
         self.added = 0
         self._sealed: str | None = None
+        # The added rows, for searching beside the bundle's exact-int8 kernel (None: FAISS searches them).
+        exact = model.kernel_plan.name == EXACT_INT8 and int(model.index.d) <= MAX_DIM
+        self._delta: AddedRows | None = AddedRows(int(model.index.d), model.ntotal) if exact else None
+        if exact:
+            model.warm_kernel()  # built now, from the bundle's rows only (it copies the index's vectors)
         self._wal = WriteAheadLog(log_path, sync=sync)
         try:
             self._replay()
@@ -320,6 +329,11 @@ class LiveModel:
         if int(index.ntotal) != adds[0].first_id:
             raise LogError(f"the index holds {index.ntotal} rows where the log adds from id {adds[0].first_id}")
         backend.add(index, vectors.astype(np.float32, copy=False))
+        if self._delta is not None:
+            if all(a.vectors.dtype == np.uint8 for a in adds):
+                self._delta.extend(vectors)
+            else:
+                self._delta = None  # rows that are not bytes: the kernel's exact arithmetic does not cover them
         labels = np.fromiter((self._class_index[name] for a in adds for name in a.labels), dtype=np.int64)
         self.model.labels = self._labels.extend(labels)
         self.added += labels.shape[0]
@@ -334,6 +348,11 @@ class LiveModel:
         """
         self.poll()
         with self._rw.read():
+            delta = self._delta
+            if self.added and self._exclusion is None and delta is not None and (query.k or 0) <= self.base_rows:
+                found = self.model.exact_kernel_search(rows, query)
+                if found is not None:  # a batch the kernel takes: the added rows searched beside it
+                    return merge(found, delta.search(rows, query.k or 0), query.k or 0)
             changed = self.added > 0 or self._exclusion is not None
             return self.model.search_index(rows, query, exclude=self._exclusion, kernels=not changed)
 

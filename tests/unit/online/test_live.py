@@ -151,3 +151,44 @@ def test_snapshot_equals_replay_and_drops_removed_rows(data: tuple, kind: str, t
     assert snap.ntotal == loaded.ntotal
     with pytest.raises(ModelMovedError):
         live.add(model.prepare(added[:1]), ["e"])
+
+
+def test_the_linear_head_does_not_know_a_class_added_online(data: tuple, tmp_path: Path) -> None:
+    from knnserve.linear import LinearClassifier
+
+    x, y, _ = data
+    model = _model(data).with_linear(LinearClassifier(epochs=2, seed=1).fit(x, y))
+    live = LiveModel(model, tmp_path / "log", sync=False)
+    assert dict(model.head_classes()) == {"knn": 4, "linear": 4}
+    far = np.full((2, 16), 40.0, dtype=np.float32)
+    live.add(model.prepare(far), ["new", "new"])
+    assert dict(model.head_classes()) == {"knn": 5, "linear": 4}
+    assert model.classify(far, _query(model)).predictions.tolist() == [4, 4]
+    predictions, probabilities = model.predict_linear(model.prepare(far))
+    assert probabilities.shape == (2, 5) and (probabilities[:, 4] == 0).all() and (predictions < 4).all()
+    snap = live.snapshot(tmp_path / "v2", name="m")  # carried over as it is: still 4 classes
+    loaded = KNNModel.load(tmp_path / "v2")
+    assert dict(loaded.head_classes()) == {"knn": 5, "linear": 4} == dict(snap.head_classes())
+
+
+def test_added_rows_are_searched_beside_the_exact_kernel(pixels: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    import faiss
+
+    x, y = pixels
+    model = KNNModel.fit(x, y, class_names=("a", "b", "c"), index="flat")
+    assert model.kernel_plan.name == "exact-int8"
+    live = LiveModel(model, tmp_path / "log", sync=False)
+    rng = np.random.default_rng(4)
+    added = np.concatenate([x[:20], rng.integers(0, 256, size=(30, 6, 6)).astype(np.uint8)])  # 20 exact copies: ties
+    live.add(model.prepare(added), ["a"] * 50)
+    queries = np.concatenate([x[:40], added[20:40]])
+    calls: list[int] = []
+    kernel = model.exact_kernel_search
+    model.exact_kernel_search = lambda rows, query: calls.append(rows.shape[0]) or kernel(rows, query)  # type: ignore[method-assign]
+    got = model.search(model.prepare(queries), _query(model, k=7))
+    assert calls and calls[0] == 60  # the kernel answered the bundle's rows
+    everything = faiss.IndexFlatL2(36)
+    everything.add(np.concatenate([x, added]).reshape(-1, 36).astype(np.float32))
+    distances, ids = everything.search(queries.reshape(-1, 36).astype(np.float32), 7)
+    np.testing.assert_array_equal(got[1], ids)  # the same neighbours, ties by the lower id
+    np.testing.assert_allclose(got[0], np.sqrt(distances), rtol=1e-6)
