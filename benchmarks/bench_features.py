@@ -17,7 +17,7 @@ Measures, with the baselines from the same run:
 The machine is shared: the load average is recorded at each step beside the timings, and the CPU
 seconds the training actually got beside its wall time. Run it under the shared lock:
 
-    flock /work/bench.lock .venv/bin/python benchmarks/bench_features.py --out benchmarks/results/features-DATE.md
+    flock /tmp/knnserve-bench.lock .venv/bin/python benchmarks/bench_features.py --out benchmarks/results/features-DATE.md
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def quick_report(o: dict[str, Any], args: argparse.Namespace) -> str:
     t, k, lin = o["training"], o["knn"], o["linear"]
     return "\n".join([
         f"# Learned features, pipeline only ({o['date']})", "",
-        f"- command: `{o['command']}` (under `flock /tmp/knnserve-bench.lock`)",
+        f"- command: `{o['command']}`",
         f"- machine: {o['machine']}; torch {o['torch']}, onnxruntime {o['onnxruntime']}",
         f"- load average (1/5/15 min): start {o['load_start']}, after training {t['load_after']}, end {o['load_end']}",
         f"- network: cnn:{args.arch}, {t['parameters']} parameters, {t['precision']}, config {t['config']}",
@@ -366,7 +366,7 @@ def report(o: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     lines = [
         f"# Learned features on {o['dataset'].split(':')[0]} ({o['date']})", "",
-        f"- command: `{o['command']}` (under `flock /work/bench.lock`)",
+        f"- command: `{o['command']}` (under `flock /tmp/knnserve-bench.lock`)",
         f"- machine: {o['machine']}; torch {o['torch']}, onnxruntime {o['onnxruntime']}",
         f"- data: {o['dataset']}",
         f"- load average (1/5/15 min): start {o['load_start']}, after training {t['load_after']}, HNSW step {h['load']}, "

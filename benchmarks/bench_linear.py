@@ -238,7 +238,7 @@ def render(
         [
             f"# Linear heads on Fashion-MNIST raw pixels ({dt.date.today().isoformat()})",
             "",
-            f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}` (under `flock /tmp/knnserve-bench.lock`)",
+            f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
             f"- refit: {'the chosen values trained again on all 60k rows for the whole epoch budget (tune_linear_classifier(refit=True))' if args.refit else 'none (the search winner, trained on the fit rows)'}",
             f"- machine: {machine()}",
             f"- date: {dt.datetime.now().isoformat(timespec='seconds')}",

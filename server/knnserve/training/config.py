@@ -32,7 +32,7 @@ class CnnConfig:
     """
 
     arch: str = DEFAULT_ARCH
-    epochs: int = 8
+    epochs: int = 14
     patience: int | None = 3
     batch_size: int = 128
     max_lr: float = 3e-3
@@ -40,8 +40,8 @@ class CnnConfig:
     warmup: float = 0.25
     pad: int = 2
     hflip: bool = True
-    label_smoothing: float = 0.0
-    head: str = "linear"
+    label_smoothing: float = 0.1
+    head: str = "cosine"
     cosine_scale: float = 16.0
     precision: str = "auto"
     threads: int | None = None
