@@ -109,3 +109,22 @@ def test_bad_training_options_are_refused(field: str, value: object) -> None:
 
     with pytest.raises(InvalidInputError, match=field):
         CnnConfig(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_precision_option_reaches_the_training_and_the_manifest(tmp_path: Path, precision: str,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from knnserve.cli import main
+    from knnserve.model import KNNModel
+
+    x, y = template_images(3, 200, (12, 12))
+    xt, yt = template_images(4, 40, (12, 12))
+    np.savez(tmp_path / "grey.npz", x_train=x, y_train=y, x_test=xt, y_test=yt)
+    out = tmp_path / "bundle"
+    status = main(["train", "--data-dir", str(tmp_path / "grey.npz"), "--features", "cnn:tiny", "--precision", precision,
+                   "--epochs", "1", "--train-threads", "1", "--k", "3", "--preprocess", "raw", "--linear", "none",
+                   "--out", str(out), "--no-progress"])
+    assert status == 0, capsys.readouterr().err
+    record = KNNModel.load(out).extractor.record  # type: ignore[union-attr]
+    assert record.training["precision"] == precision and record.training["config"]["precision"] == precision
+    assert record.parity is not None and record.parity.passed
