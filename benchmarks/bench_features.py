@@ -17,7 +17,7 @@ Measures, with the baselines from the same run:
 The machine is shared: the load average is recorded at each step beside the timings, and the CPU
 seconds the training actually got beside its wall time. Run it under the shared lock:
 
-    flock /work/bench.lock .venv/bin/python benchmarks/bench_features.py --out benchmarks/results/features-DATE.md
+    flock /tmp/knnserve-bench.lock .venv/bin/python benchmarks/bench_features.py --out benchmarks/results/features-DATE.md
 """
 
 from __future__ import annotations
@@ -98,8 +98,16 @@ def serve_and_classify(models: Path, name: str, images: np.ndarray, n: int) -> d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="small", help="cnn architecture (default: small)")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--arch", default=None, help="cnn architecture (default: knnserve's default)")
+    parser.add_argument("--epochs", type=int, default=None, help="most epochs (default: knnserve's default)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the training (default: 0)")
+    parser.add_argument("--precision", default=None, help="auto, bf16 or fp32 (default: knnserve's default)")
+    parser.add_argument("--head", default=None, help="training head: linear or cosine (default: knnserve's default)")
+    parser.add_argument("--label-smoothing", type=float, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--max-lr", type=float, default=None)
+    parser.add_argument("--quick", action="store_true",
+                        help="stop after the pipeline (network, k-NN, linear head, test): no baselines, HNSW, timings or gRPC")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default: 2)")
     parser.add_argument("--single", type=int, default=2000, help="one-image calls timed (default: 2000)")
     parser.add_argument("--dataset", default="fashion-mnist")
@@ -116,8 +124,14 @@ def main() -> int:
     from knnserve.model import KNNModel
     from knnserve.train import FeaturesConfig, KnnConfig, LinearConfig, save_trained, train_model
     from knnserve.training.cnn import embed, to_nchw
-    from knnserve.training.config import CnnConfig
+    from knnserve.training.config import DEFAULT_ARCH, CnnConfig
     from knnserve_client.wire.query import KnnQuery
+
+    overrides = {name: value for name, value in (
+        ("epochs", args.epochs), ("precision", args.precision), ("head", args.head), ("label_smoothing", args.label_smoothing),
+        ("batch_size", args.batch_size), ("max_lr", args.max_lr)) if value is not None}
+    cnn_config = CnnConfig(threads=args.threads, seed=args.seed, **overrides)
+    args.arch = args.arch or DEFAULT_ARCH
 
     set_num_threads(args.threads)
     started_at = dt.datetime.now(dt.timezone.utc)
@@ -135,7 +149,7 @@ def main() -> int:
     began = time.perf_counter()
     result = train_model(
         data, KnnConfig(index="flat", choose_k=True, preprocess="auto"), LinearConfig("softmax"),
-        features=FeaturesConfig(f"cnn:{args.arch}", CnnConfig(epochs=args.epochs, threads=args.threads), extractor_threads=args.threads),
+        features=FeaturesConfig(f"cnn:{args.arch}", cnn_config, seed=args.seed, extractor_threads=args.threads),
         progress=True,
     )
     out["pipeline_seconds"] = time.perf_counter() - began
@@ -146,18 +160,28 @@ def main() -> int:
     out["training"] = {
         "seconds": m["cnn_train_seconds"], "cpu_seconds": m["cnn_cpu_seconds"], "epochs_run": m["cnn_epochs_run"],
         "best_epoch": m["cnn_best_epoch"], "val_accuracy": m["cnn_val_accuracy"], "threads": training["threads"],
-        "parameters": training["parameters"], "per_epoch_seconds": [h["seconds"] for h in training["history"]],
+        "parameters": training["parameters"], "precision": training["precision"], "config": training["config"],
+        "per_epoch_seconds": [h["seconds"] for h in training["history"]],
         "history": training["history"], "load_after": load(),
     }
     out["cnn_test_accuracy"] = m["cnn_test_accuracy"]
     out["knn"] = {"test_accuracy": m["knn_test_accuracy"], "chosen": m["knn_validation"]["best"],
-                  "preprocess": m["knn_preprocess"]}
+                  "preprocess": m["knn_preprocess"], "minus_cnn_softmax": m["knn_test_accuracy"] - m["cnn_test_accuracy"]}
+    search = m["linear_search"]
     out["linear"] = {"test_accuracy": m["linear_test_accuracy"], "fit_seconds": m["linear_seconds"],
-                     "chosen": m["linear_search"].get("best_params", m["linear_search"].get("choice"))}
+                     "chosen": search.get("best_params", search.get("choice")),
+                     "val_accuracy": search["table"][search["best_index"]]["val_accuracy"] if "table" in search else None}
     out["parity"] = model.extractor.record.parity.model_dump()  # type: ignore[union-attr]
     out["export_seconds"] = m["onnx_export_seconds"]
     save_trained(result, data, folder / "cnn-flat" / "fm-cnn" / "1", name="fm-cnn", overwrite=True)
     print(json.dumps({k: out[k] for k in ("cnn_test_accuracy", "knn", "linear")}, default=str), flush=True)
+    if args.quick:
+        out["load_end"] = load()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+        args.out.write_text(quick_report(out, args))
+        print(f"wrote {args.out}")
+        return 0
 
     # 2. baselines from the same run: pixel k-NN, PCA-128 + cosine (exact, k=5)
     for label, preprocess, weights in (("pixels (raw L2, k=5)", None, "uniform"), ("PCA-128 + cosine (k=5, distance)", "pca:128+cosine", "distance")):
@@ -279,6 +303,28 @@ def main() -> int:
     return 0
 
 
+def quick_report(o: dict[str, Any], args: argparse.Namespace) -> str:
+    """The pipeline's figures only (``--quick``)."""
+    t, k, lin = o["training"], o["knn"], o["linear"]
+    return "\n".join([
+        f"# Learned features, pipeline only ({o['date']})", "",
+        f"- command: `{o['command']}`",
+        f"- machine: {o['machine']}; torch {o['torch']}, onnxruntime {o['onnxruntime']}",
+        f"- load average (1/5/15 min): start {o['load_start']}, after training {t['load_after']}, end {o['load_end']}",
+        f"- network: cnn:{args.arch}, {t['parameters']} parameters, {t['precision']}, config {t['config']}",
+        f"- training {t['seconds']:.0f} s ({t['epochs_run']} epochs, best {t['best_epoch']}, {t['cpu_seconds']:.0f} CPU s); "
+        f"whole pipeline {o['pipeline_seconds']:.0f} s",
+        f"- validation: network {t['val_accuracy']:.2%}, k-NN {k['chosen']['mean']:.2%} (k={k['chosen']['k']}, "
+        f"{k['chosen']['weights']}, {k['preprocess']}), linear {lin['val_accuracy']:.2%}",
+        f"- test: network softmax {o['cnn_test_accuracy']:.2%}, k-NN {k['test_accuracy']:.2%} "
+        f"({k['minus_cnn_softmax'] * 100:+.2f} pt), linear head {lin['test_accuracy']:.2%}",
+        "",
+        "Per epoch: " + "; ".join(f"{e['epoch']}: loss {e['train_loss']:.3f}, val {e['val_accuracy']:.2%}, {e['seconds']:.0f} s"
+                                  for e in t["history"]),
+        "",
+    ])
+
+
 def report(o: dict[str, Any], args: argparse.Namespace) -> str:
     t, k, lin, h, ea, eo, g = o["training"], o["knn"], o["linear"], o["hnsw"], o["extract_all"], o["extract_one"], o["grpc_classify_one"]
     per_epoch = t["per_epoch_seconds"]
@@ -320,7 +366,7 @@ def report(o: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     lines = [
         f"# Learned features on {o['dataset'].split(':')[0]} ({o['date']})", "",
-        f"- command: `{o['command']}` (under `flock /work/bench.lock`)",
+        f"- command: `{o['command']}` (under `flock /tmp/knnserve-bench.lock`)",
         f"- machine: {o['machine']}; torch {o['torch']}, onnxruntime {o['onnxruntime']}",
         f"- data: {o['dataset']}",
         f"- load average (1/5/15 min): start {o['load_start']}, after training {t['load_after']}, HNSW step {h['load']}, "

@@ -60,7 +60,7 @@ def make_cnn_bundle(root: Path) -> CnnBundle:
     dataset = replace(dataset, checksum=dataset.computed_checksum())
     result = train_model(
         dataset, KnnConfig(index="hnsw", choose_k=True, preprocess="auto", cv_ks=(1, 3, 5)), LinearConfig("softmax"),
-        features=FeaturesConfig("cnn:tiny", CnnConfig(epochs=3, threads=1)),
+        features=FeaturesConfig("cnn:tiny", CnnConfig(epochs=3, threads=1, head="linear", label_smoothing=0.0)),  # bundle mechanics
     )
     path = root / "shapes" / "1"
     save_trained(result, dataset, path, name="shapes")

@@ -19,7 +19,7 @@ from knnserve.cli.options import (
     query_from_args,
 )
 from knnserve.index.spec import ALIASES, METRICS, STORAGES
-from knnserve.training.config import CnnConfig
+from knnserve.training.config import PRECISIONS, CnnConfig
 
 CNN_DEFAULTS = CnnConfig()
 
@@ -49,7 +49,7 @@ def run_train(args: argparse.Namespace) -> int:
     features = FeaturesConfig(
         features=args.features,
         cnn=CnnConfig(epochs=args.epochs, patience=None if args.patience == 0 else args.patience, batch_size=args.batch_size,
-                      hflip=not args.no_flip, threads=args.train_threads, seed=args.seed),
+                      hflip=not args.no_flip, precision=args.precision, threads=args.train_threads, seed=args.seed),
         seed=args.seed,
         extractor_threads=args.threads,
     )
@@ -135,8 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         'pip install "knnserve[cnn]"); the index and the linear head then work on its embeddings. Serving needs only '
         "onnxruntime. See docs/features.md.")
     learned.add_argument("--features", default="pixels",
-                         help="what the heads work on: pixels; cnn (= cnn:small, 242k parameters), cnn:wide (two convolutions "
-                              "a block), cnn:tiny (for smoke tests); or onnx:PATH, an image model of your own "
+                         help="what the heads work on: pixels; cnn (= cnn:small, 242k parameters), cnn:mid (two convolutions "
+                              "in the second and third blocks), cnn:wide (two convolutions a block), cnn:tiny (for smoke tests); or onnx:PATH, an image model of your own "
                               "(float32 [batch, C, H, W] or [batch, H, W, C] in, [batch, D] out; checked against the "
                               "dataset's images here) (default: pixels)")
     learned.add_argument("--epochs", type=Ranged(int, 1, 1000), default=CNN_DEFAULTS.epochs,
@@ -148,6 +148,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help=f"images per training step (default: {CNN_DEFAULTS.batch_size})")
     learned.add_argument("--no-flip", action="store_true",
                          help="no horizontal flips in the augmentation (for digits and text, where a flip changes the class)")
+    learned.add_argument("--precision", choices=PRECISIONS, default=CNN_DEFAULTS.precision,
+                         help="arithmetic of network training: bf16 (bfloat16 autocast; the exported network stays float32), "
+                              "fp32, or auto = bf16 where the processor has bf16 instructions (avx512_bf16 or amx_bf16, "
+                              f"read at run time), else fp32 (default: {CNN_DEFAULTS.precision})")
     learned.add_argument("--train-threads", type=POSITIVE, default=None,
                          help="torch threads while training the network (default: one per core)")
     parser.add_argument("--seed", type=SEED, default=0,

@@ -21,7 +21,7 @@ from knnserve.data.dataset import Dataset
 from knnserve.data.split import validation_split
 from knnserve.errors import InvalidInputError
 from knnserve.features.extractor import Extractor, inspect_onnx, match_images
-from knnserve.training.config import ARCHITECTURES, CnnConfig
+from knnserve.training.config import ARCHITECTURES, DEFAULT_ARCH, CnnConfig
 
 # The rows carved from the training split to stop the network's training and choose the k-NN
 # configuration and the linear head: 5,000 of Fashion-MNIST's 60,000.
@@ -34,7 +34,7 @@ class FeaturesSpec:
     """A parsed ``--features`` value."""
 
     kind: str  # "pixels", "cnn" or "onnx"
-    arch: str = "small"
+    arch: str = DEFAULT_ARCH
     path: Path | None = None
 
     @property

@@ -281,15 +281,22 @@ def tune_linear_classifier(
     space: SearchSpace | None = None,
     X_val: Any | None = None,
     y_val: Any | None = None,
+    refit: bool = False,
     **params: Any,
 ) -> tuple[LinearClassifier, HyperparameterSearch]:
     """Search learning rate and lambda on the validation split, return the fitted winner and the table.
 
     ``params`` are :class:`LinearClassifier` parameters (their ``learning_rate``/``reg_strength``
     are replaced by each candidate). The split and preprocessing are made once and shared by all
-    candidates; the returned estimator holds the winner's weights (no refit) and its parameters
-    carry the chosen values, so ``sklearn.base.clone(est).fit(X, y)`` reproduces it.
+    candidates; the returned estimator holds the winner's weights and its parameters carry the
+    chosen values, so ``sklearn.base.clone(est).fit(X, y)`` reproduces it.
+
+    ``refit=True`` (GridSearchCV's habit): once the values are chosen, train again on **all** of X
+    (the validation rows included, ``val_fraction=0``) with them, for the whole ``epochs`` budget
+    and no early stopping (no rows are left to stop on). Only with the validation split carved from X.
     """
+    if refit and X_val is not None:
+        raise InvalidInputError("refit", "a validation split carved from X (X_val not given)", "X_val given")
     estimator = LinearClassifier(**params)
     space = space or default_space(estimator.loss)
     preprocessor, xt, yt, xv, yv, classes = estimator._prepare(X, y, X_val, y_val)
@@ -299,5 +306,8 @@ def tune_linear_classifier(
         xt, yt, xv, yv, estimator.train_config(), space, n_classes=classes.size, verbose=bool(estimator.verbose)
     )
     estimator.set_params(**result.best_params)
+    if refit:
+        estimator.set_params(val_fraction=0.0, patience=None).fit(X, y)
+        return estimator, result
     estimator._set_fitted(preprocessor, result.best, classes)
     return estimator, result

@@ -2,15 +2,19 @@
 
 Network (``small``, 242k parameters on 28x28x1): three blocks of Conv3x3 (32, 64, 128 channels, no
 bias) -> BatchNorm -> ReLU -> MaxPool2, then Dropout 0.25 -> Linear(128*3*3, 128, no bias) ->
-BatchNorm1d -> ReLU = the embedding; Dropout 0.3 -> Linear(128, classes) only while training.
-``wide`` has two convolutions a block (436k parameters). Input normalisation (per-channel mean and
-standard deviation of the training images) is inside the network, so it takes pixels in [0, 1].
+BatchNorm1d -> ReLU = the embedding; Dropout 0.3 -> the class scores only while training: a
+Linear(128, classes) (``head="linear"``) or the scaled cosine between the normalised embedding and
+each class's normalised weights (``head="cosine"``). ``config.ARCHITECTURES`` lists how many
+convolutions each block has (``wide``: two in every block). Input normalisation (per-channel mean
+and standard deviation of the training images) is inside the network, so it takes pixels in [0, 1].
 
 Training: AdamW (weight decay 0.01), one-cycle learning rate (max 3e-3, 25% warm-up) over the
-epoch budget, batches of 128, channels_last, cross-entropy, augmentation = a random crop from a
-2-pixel zero pad and (unless turned off) a horizontal flip. Each epoch is scored on the validation
-rows; training stops after ``patience`` epochs without a better validation accuracy and keeps the
-best epoch's weights. The same seed and thread count give the same weights.
+epoch budget, batches of 128, channels_last, cross-entropy (optionally label-smoothed), bfloat16
+autocast where the processor has bf16 instructions (``precision.py``), augmentation = a random crop
+from a 2-pixel zero pad and (unless turned off) a horizontal flip. Each epoch is scored on the
+validation rows (in float32); training stops after ``patience`` epochs without a better validation
+accuracy and keeps the best epoch's weights. The same seed, precision and thread count give the
+same weights.
 """
 
 from __future__ import annotations
@@ -31,20 +35,22 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from knnserve.images import require_image_layout  # noqa: E402
 from knnserve.training.config import ARCHITECTURES, CnnConfig  # noqa: E402
+from knnserve.training.precision import resolve_precision  # noqa: E402
 
 
 class EmbeddingNet(nn.Module):
     """Conv blocks -> an embedding (``embed``) -> class scores (``forward``, training only)."""
 
-    def __init__(self, image_chw: tuple[int, int, int], n_classes: int, arch: str, mean: np.ndarray, std: np.ndarray) -> None:
+    def __init__(self, image_chw: tuple[int, int, int], n_classes: int, arch: str, mean: np.ndarray, std: np.ndarray,
+                 head: str = "linear", cosine_scale: float = 16.0) -> None:
         super().__init__()
         widths, convs, embedding = ARCHITECTURES[arch]
         channels, h, w = image_chw
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, channels, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, channels, 1, 1))
         layers: list[nn.Module] = []
-        for width in widths:
-            for _ in range(convs):
+        for width, block_convs in zip(widths, convs):
+            for _ in range(block_convs):
                 layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
                 channels = width
             if min(h, w) >= 2:  # tiny test images run out of pixels to pool
@@ -55,7 +61,8 @@ class EmbeddingNet(nn.Module):
             nn.Flatten(), nn.Dropout(0.25), nn.Linear(channels * h * w, embedding, bias=False),
             nn.BatchNorm1d(embedding), nn.ReLU(inplace=True),
         )
-        self.classifier = nn.Sequential(nn.Dropout(0.3), nn.Linear(embedding, n_classes))
+        scores = nn.Linear(embedding, n_classes) if head == "linear" else CosineScores(embedding, n_classes, cosine_scale)
+        self.classifier = nn.Sequential(nn.Dropout(0.3), scores)
         self.embedding_dim = embedding
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,6 +72,19 @@ class EmbeddingNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (training and the CNN's own softmax accuracy)."""
         return self.classifier(self.embed(x))
+
+
+class CosineScores(nn.Module):
+    """``scale`` times the cosine between each row and each class's weight vector (a softmax at temperature 1/scale)."""
+
+    def __init__(self, features: int, n_classes: int, scale: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_classes, features))
+        nn.init.normal_(self.weight, std=features ** -0.5)
+        self.scale = float(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.linear(F.normalize(x, dim=1), F.normalize(self.weight, dim=1))
 
 
 class Embedder(nn.Module):
@@ -91,6 +111,7 @@ class TrainedNetwork:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     threads: int = 1
+    precision: str = "fp32"
 
     @property
     def parameters(self) -> int:
@@ -108,6 +129,7 @@ class TrainedNetwork:
             "seconds": round(self.seconds, 3),
             "cpu_seconds": round(self.cpu_seconds, 3),
             "threads": self.threads,
+            "precision": self.precision,
             "history": self.history,
         }
 
@@ -199,13 +221,14 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
     chw = (int(fit.shape[1]), int(fit.shape[2]), int(fit.shape[3]))
     mean = fit.mean(dim=(0, 2, 3)).numpy()
     std = fit.std(dim=(0, 2, 3)).clamp_min(1e-3).numpy()
-    net = EmbeddingNet(chw, n_classes, config.arch, mean, std).to(memory_format=torch.channels_last)
+    net = EmbeddingNet(chw, n_classes, config.arch, mean, std, config.head, config.cosine_scale).to(memory_format=torch.channels_last)
+    precision = resolve_precision(config.precision)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
     steps = max(1, -(-fit.shape[0] // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=config.max_lr, total_steps=max(steps * config.epochs, 10), pct_start=config.warmup,  # >= 10: tiny runs
     )
-    result = TrainedNetwork(net=net, config=config, image_chw=chw, threads=torch.get_num_threads())
+    result = TrainedNetwork(net=net, config=config, image_chw=chw, threads=torch.get_num_threads(), precision=precision)
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     epochs = tqdm(range(1, config.epochs + 1), desc="train cnn", unit="epoch", disable=not progress)
@@ -219,8 +242,9 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
             rows = order[step * config.batch_size : (step + 1) * config.batch_size]
             x = _augment(fit[rows], config.pad, config.hflip, generator).contiguous(memory_format=torch.channels_last)
             y = labels[rows]
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = net(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -258,5 +282,5 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
     return result
 
 
-__all__ = ["ARCHITECTURES", "CnnConfig", "Embedder", "EmbeddingNet", "TrainedNetwork", "embed", "pixel_scale", "predict_logits",
+__all__ = ["ARCHITECTURES", "CnnConfig", "CosineScores", "Embedder", "EmbeddingNet", "TrainedNetwork", "embed", "pixel_scale", "predict_logits",
            "to_nchw", "train_network"]

@@ -116,6 +116,21 @@ def test_tune_returns_winner_and_clone_fit_reproduces_it(digits: tuple[np.ndarra
     assert est.score(x[900:], y[900:]) > 0.9
 
 
+def test_tune_with_refit_trains_the_winner_on_every_row(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = digits
+    space = SearchSpace((0.02, 0.2), (1e-5, 1e-2))
+    searched, result = tune_linear_classifier(x[:900], y[:900], space, **FAST)
+    est, same = tune_linear_classifier(x[:900], y[:900], space, refit=True, **FAST)
+    assert same.best_params == result.best_params  # the same search chose the same values
+    assert est.val_fraction == 0.0 and est.patience is None and est.learning_rate == result.best_params["learning_rate"]
+    assert est.result_.epochs_run == FAST["epochs"] and est.result_.history[0].val_accuracy is None  # no rows held out
+    assert not np.array_equal(est.coef_, searched.coef_)  # trained again, on 900 rows instead of 810
+    np.testing.assert_array_equal(clone(est).fit(x[:900], y[:900]).coef_, est.coef_)
+    assert est.score(x[900:], y[900:]) > 0.9
+    with pytest.raises(InvalidInputError, match="refit"):
+        tune_linear_classifier(x[:800], y[:800], space, X_val=x[800:900], y_val=y[800:900], refit=True, **FAST)
+
+
 def test_errors(digits: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = digits
     with pytest.raises(NotFittedError):
