@@ -8,6 +8,9 @@ validation) and ``index.search`` with the parameters object built once (FAISS al
 ``KNNModel.search``. Run under the bench lock::
 
     flock /tmp/knnserve-bench.lock .venv/bin/python benchmarks/profile_peer_single.py --index hnsw --ef-search 48
+
+or with ``--results RESULTS.json --recall 0.95`` (and ``--bundle`` for its space), at the setting where knnserve's
+single-query QPS was best at that recall in that run.
 """
 
 from __future__ import annotations
@@ -29,6 +32,24 @@ from knnserve.model import KNNModel
 from knnserve_client.wire.query import KnnQuery
 
 
+def pick_from_results(args: argparse.Namespace) -> None:
+    """Set ``args.index`` / ``ef_search`` / ``nprobe`` to knnserve's fastest single-query run reaching ``args.recall``."""
+    import json
+
+    results = json.loads(args.results.read_text())
+    raw = args.bundle is None
+    fit = [r for r in results["runs"] if r["system"] == "knnserve" and r["transport"] == "in-process" and r.get("single")
+           and (r.get("recall") or 0) >= args.recall and (r["space"] == "raw") == raw
+           and not str(r["index"].get("spec", "")).startswith("bundle ")]
+    if not fit:
+        raise SystemExit(f"no knnserve single-query run reaches recall {args.recall} in that space")
+    best = max(fit, key=lambda r: r["single"]["qps"])
+    args.index = best["index"]["spec"]
+    args.ef_search, args.nprobe = best["params"].get("ef_search"), best["params"].get("nprobe")
+    print(f"from {args.results}: {best['run_id']} {best['label']} recall {best['recall']:.4f}, "
+          f"single {best['single']['qps']:,.0f} QPS in that run")
+
+
 def main() -> None:
     """Build, time three ways, profile; print a markdown block."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,7 +59,11 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, default=None, help="search this bundle's embedding space instead of pixels")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--results", type=Path, default=None, help="take index and setting from this run's results.json")
+    parser.add_argument("--recall", type=float, default=0.95, help="with --results: the recall@10 to reach (default: 0.95)")
     args = parser.parse_args()
+    if args.results is not None:
+        pick_from_results(args)
 
     dataset = load_dataset("fashion-mnist", download=False)
     workload = make_workload(dataset, seed=0)
@@ -87,12 +112,19 @@ def main() -> None:
     for name, values in times.items():
         v = np.array(values) * 1e6
         print(f"| {name} | {np.percentile(v, 50):.1f} | {v.mean():.1f} | {1e6 / v.mean():,.0f} |")
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(14)
+    # cProfile's own print rounds to milliseconds; per query in µs is what matters here.
+    stats = pstats.Stats(profile, stream=io.StringIO()).stats  # type: ignore[attr-defined]
+    n = len(rows)
     print()
-    print("```")
-    print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
-    print("```")
+    print(f"cProfile of KNNModel.search over {n} single queries (its own overhead inflates the Python share), "
+          "µs per query:")
+    print()
+    print("| function | calls per query | own µs | with callees µs |")
+    print("|---|---|---|---|")
+    top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:14]
+    for (filename, line, name), (_, calls, own, total, _) in top:
+        where = f"{Path(filename).name}:{line}({name})" if line else name
+        print(f"| `{where}` | {calls / n:.1f} | {own / n * 1e6:.1f} | {total / n * 1e6:.1f} |")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@
 #
 # Usage (from the repository root): benchmarks/run_peers.sh [OUT_DIR]
 # Needs: pip install -e '.[peers,cnn,plots]' (make test's environment has them), the Debian package
-# dataset-fashion-mnist. The CNN bundle is trained once (about 4 minutes of CPU) into $BUNDLE and reused.
-# The whole run holds the shared benchmark lock (flock); about 25 minutes on 2 cores.
+# dataset-fashion-mnist. The CNN bundle is trained once into $BUNDLE and reused (334 CPU-s, 15 min wall on
+# the loaded machine of the recorded run).
+# The whole run holds the shared benchmark lock (flock). Recorded: 41 minutes on 2 cores shared at load
+# average 8 (benchmarks/results/peers-2026-12-06, whose Annoy sweep still went to search_k=200,000).
 set -euo pipefail
 
 OUT=${1:-benchmarks/results/peers-$(date -u +%Y-%m-%d)}

@@ -187,3 +187,17 @@ def test_peers_are_compared_under_l2_only(fast_config: EvaluateConfig) -> None:
     with pytest.raises(InvalidInputError, match="l2 with peer baselines"):
         replace(fast_config, metric="l1", baselines=("hnswlib",))
     assert replace(fast_config, baselines=("faiss", "scann", "annoy")).peers == ("scann", "annoy")
+
+
+def test_a_peer_that_is_not_installed_is_reported_not_dropped(fast_config: EvaluateConfig, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from knnserve.evaluate import pipeline, run_evaluate
+    from knnserve.evaluate.report import summary_lines
+
+    monkeypatch.setattr(pipeline, "installed", lambda library: False)  # as on a Python where scann has no wheel
+    config = replace(fast_config, baselines=("scann",), mode="batch")
+    results = run_evaluate(config)
+    assert results.settings["peers_not_installed"] == ["scann"]
+    assert not any(r.system == "scann" for r in results.runs)
+    assert "not installed here" in (config.out / "report.md").read_text()
+    assert "not installed, not run: scann" in summary_lines(results, config.out)
