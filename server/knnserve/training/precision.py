@@ -14,30 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from knnserve.errors import InvalidInputError
+from knnserve.machine import CPUINFO, cpuinfo_field
 from knnserve.training.config import PRECISIONS
 
 BF16_FLAGS: frozenset[str] = frozenset({"avx512_bf16", "amx_bf16"})
-CPUINFO = Path("/proc/cpuinfo")
-
-
-def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str] | None:
-    """The processor's feature flags (the first ``flags`` line of ``cpuinfo``), or None where it cannot be read."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return None
 
 
 def has_bf16(cpuinfo: Path = CPUINFO) -> bool:
     """True where the processor has bf16 instructions (cpuinfo flags, else torch's CPU capability)."""
-    flags = cpu_flags(cpuinfo)
+    flags = cpuinfo_field("flags", cpuinfo)  # None where /proc/cpuinfo cannot be read
     if flags is not None:
-        return bool(flags & BF16_FLAGS)
+        return bool(frozenset(flags.split()) & BF16_FLAGS)
     from knnserve.training import require_torch
 
     capability = str(require_torch().backends.cpu.get_cpu_capability()).upper()
@@ -53,4 +40,4 @@ def resolve_precision(requested: str, cpuinfo: Path = CPUINFO) -> str:
     return requested
 
 
-__all__ = ["BF16_FLAGS", "cpu_flags", "has_bf16", "resolve_precision"]
+__all__ = ["BF16_FLAGS", "has_bf16", "resolve_precision"]

@@ -24,10 +24,11 @@ def _cpuinfo(tmp_path: Path, text: str) -> Path:
 
 
 def test_auto_takes_bf16_only_where_the_flags_say_so(tmp_path: Path) -> None:
-    from knnserve.training.precision import cpu_flags, resolve_precision
+    from knnserve.machine import cpu_flags
+    from knnserve.training.precision import resolve_precision
 
     with_bf16, without = _cpuinfo(tmp_path, FLAGS_WITH), _cpuinfo(tmp_path / "..", FLAGS_WITHOUT)
-    assert cpu_flags(with_bf16) is not None and "avx512_bf16" in cpu_flags(with_bf16)  # type: ignore[operator]
+    assert "avx512_bf16" in cpu_flags(with_bf16)
     assert resolve_precision("auto", with_bf16) == "bf16"
     assert resolve_precision("auto", without) == "fp32"  # the fallback: no bf16 instructions
     assert resolve_precision("fp32", with_bf16) == "fp32"  # forced, whatever the processor has
