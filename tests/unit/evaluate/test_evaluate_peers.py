@@ -86,7 +86,10 @@ def test_every_documented_setting_runs_and_single_mode_uses_one_thread(library: 
             answer = system.search(rows, setting)
             assert isinstance(answer, tuple)
             distances, ids = answer
-            assert ids.shape == (NQ, K) and np.all(np.diff(distances, axis=1) >= -1e-5)
+            # nearest first; a library finding fewer than k (ScaNN's few leaves on tiny data) pads with -1 / inf
+            found = np.isfinite(distances)
+            assert ids.shape == (NQ, K) and np.array_equal(ids >= 0, found)
+            assert np.all(np.diff(np.where(found, distances, 1e30), axis=1) >= -1e-5)
         # the most exhaustive setting of the sweep finds most of the true neighbours even on tiny data
         distances, ids = system.search(rows, settings[-1])  # type: ignore[misc]
         overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, true_ids)])

@@ -12,7 +12,7 @@ Protocol on stdin/stdout (binary): after building, one JSON line (``build_second
 ``memory_how``, ``version``); then for each request of four little-endian int64 (start, stop,
 setting, threads) it searches ``queries[start:stop]`` at ``settings[setting]`` with ``threads``
 threads and writes two int64 (rows, k), then rows*k int64 ids and rows*k float32 Euclidean
-distances (-1 and inf where the library found fewer than k). start == stop is a ping (answered
+distances, nearest first (-1 and inf where the library found fewer than k). start == stop is a ping (answered
 ``0, k``); a request with start < 0 ends the child. Only row numbers cross the pipe.
 """
 
@@ -117,7 +117,10 @@ def _scann(base: np.ndarray, build: dict[str, Any], threads: int, k: int) -> tup
                 searcher.set_num_threads(n_threads)
                 pool_threads[0] = n_threads
             ids, squared = searcher.search_batched_parallel(rows, k, reorder, leaves)
-        return np.asarray(ids, dtype=np.int64), _euclidean(squared)
+        # fewer than k points in the leaves searched: ScaNN pads with id 0 and a NaN distance
+        missing = ~np.isfinite(np.asarray(squared, dtype=np.float64))
+        ids = np.where(missing, -1, np.asarray(ids, dtype=np.int64))
+        return ids, np.where(missing, np.inf, _euclidean(np.where(missing, 0.0, squared))).astype(np.float32)
 
     return search, _saved_bytes(searcher.serialize, folder=True), "serialized (ScannSearcher.serialize)"
 
@@ -231,6 +234,10 @@ def main(job_dir: str) -> None:
             out.flush()
             continue
         ids, distances = search(queries[start:stop], settings[setting], max(threads, 1))
+        # nearest first, whatever the library returned (the vote reads the first vote_k columns): ScaNN
+        # once returned a row out of order on tiny data
+        order = np.argsort(distances, axis=1, kind="stable")
+        ids, distances = np.take_along_axis(ids, order, 1), np.take_along_axis(distances, order, 1)
         out.write(np.array([stop - start, k], dtype="<i8").tobytes() + np.ascontiguousarray(ids, dtype="<i8").tobytes()
                   + np.ascontiguousarray(distances, dtype="<f4").tobytes())
         out.flush()
