@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from knnserve.dataplane.registry import ModelRegistry, ServedModel
+from knnserve.versions import bundle_version, next_version
 from knnserve_client.wire.errors import InvalidInputError, RequestTooLargeError, WriteRefusedError
 from knnserve_client.wire.examples import AddResult, OnlineInfo, RemoveResult, SnapshotResult
 
@@ -67,10 +68,10 @@ class ExampleWriter:
                                     "version folder)", "a server started with --model BUNDLE")
         with self._snapshot_lock:
             served = self._live(name)
-            target = Path(models_dir) / served.name / str(served.version + 1)
+            target = next_version(Path(models_dir) / served.name)
             snap = served.live.snapshot(target, name=served.name)
             self.registry.reload()
-        return SnapshotResult(served.name, served.version + 1, served.version, snap.ntotal)
+        return SnapshotResult(served.name, bundle_version(target), served.version, snap.ntotal)
 
     def state(self, served: ServedModel) -> OnlineInfo | None:
         """The online state of one served version (None on a server that takes no writes)."""
@@ -80,9 +81,7 @@ class ExampleWriter:
         if live is None:
             limits = self.registry.online.limits
             return OnlineInfo(False, 0, 0, 0, 0, limits.max_log_bytes, limits.max_rows_per_add, served.model.head_classes())
-        state = live.state()
-        return OnlineInfo(state.writable, state.added, state.removed, state.position, state.log_bytes,
-                          state.limits.max_log_bytes, state.limits.max_rows_per_add, state.head_classes)
+        return live.state()
 
 
 __all__ = ["NO_WRITES", "ExampleWriter"]

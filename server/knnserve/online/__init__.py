@@ -12,7 +12,7 @@ from knnserve.lazy import lazy_exports
 
 _HOMES = {
     "config": ("OnlineConfig", "OnlineLimits"),
-    "live": ("LiveModel", "ModelMovedError", "OnlineState", "WriteResult"),
+    "live": ("LiveModel", "ModelMovedError", "WriteResult"),
     "wal": ("LogError", "WriteAheadLog"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

@@ -40,6 +40,7 @@ from knnserve.online.records import Added, Change, Removed, Sealed, compact_vect
 from knnserve.online.rwlock import ReadWriteLock
 from knnserve.online.wal import LogError, LogRecord, WriteAheadLog
 from knnserve_client.wire.errors import ModelsNotLoadedError, RequestTooLargeError
+from knnserve_client.wire.examples import OnlineInfo
 from knnserve_client.wire.query import KnnQuery
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,6 @@ class WriteResult:
     ids: np.ndarray
     position: int
     duplicate: bool = False
-
-
-@dataclass(frozen=True)
-class OnlineState:
-    """What changed since the bundle: rows added and removed, the log, and the classes each head knows."""
-
-    added: int
-    removed: int
-    position: int
-    log_bytes: int
-    limits: OnlineLimits
-    head_classes: tuple[tuple[str, int], ...]
-    writable: bool
 
 
 class ModelMovedError(ModelsNotLoadedError):
@@ -361,10 +349,10 @@ class LiveModel:
         """Ids removed since the bundle, sorted."""
         return self._removed
 
-    def state(self) -> OnlineState:
+    def state(self) -> OnlineInfo:
         """Counts since the bundle, the log position and size, the limits and the classes each head knows."""
-        return OnlineState(self.added, int(self._removed.size), self._applied, self._wal.size_bytes, self.limits,
-                           self.model.head_classes(), self._sealed is None)
+        return OnlineInfo(self._sealed is None, self.added, int(self._removed.size), self._applied, self._wal.size_bytes,
+                          self.limits.max_log_bytes, self.limits.max_rows_per_add, self.model.head_classes())
 
     # -- snapshot -------------------------------------------------------------------------------------
 
@@ -414,4 +402,4 @@ class LiveModel:
         self._wal.close()
 
 
-__all__ = ["LiveModel", "ModelMovedError", "OnlineLimits", "OnlineState", "WriteResult", "check_labels", "check_request_id"]
+__all__ = ["LiveModel", "ModelMovedError", "OnlineLimits", "WriteResult", "check_labels", "check_request_id"]
