@@ -10,7 +10,7 @@ UNAUTHENTICATED; any write to a server without a write token with PERMISSION_DEN
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -34,7 +34,12 @@ WRITE_METHODS = frozenset(
 
 def token_problem(source: grpc.HandlerCallDetails | grpc.ServicerContext, token: str) -> str | None:
     """Why the call's credentials are refused, or None when they carry exactly the expected bearer token."""
-    values = metadata_values(source, AUTHORIZATION)
+    return bearer_problem(metadata_values(source, AUTHORIZATION), token)
+
+
+def bearer_problem(values: Sequence[str], token: str) -> str | None:
+    """Why these ``authorization`` values (gRPC metadata or HTTP headers) are refused, or None for exactly one
+    ``Bearer <token>``."""
     if not values:
         return "missing bearer token (metadata authorization: Bearer <token>)"
     if len(values) > 1:
@@ -108,4 +113,4 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return rebuild(handler, reject, deserializer=_ignore_body)
 
 
-__all__ = ["AUTHORIZATION", "OPEN_METHOD_PREFIXES", "WRITE_METHODS", "AuthInterceptor", "token_problem", "write_problem"]
+__all__ = ["AUTHORIZATION", "OPEN_METHOD_PREFIXES", "WRITE_METHODS", "AuthInterceptor", "bearer_problem", "token_problem", "write_problem"]

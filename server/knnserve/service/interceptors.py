@@ -12,11 +12,8 @@ DEADLINE_EXCEEDED at INFO level, without a traceback: it is the caller's choice,
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from dataclasses import dataclass
@@ -27,11 +24,11 @@ import grpc
 from knnserve.service.handlers import WrappedHandlers, kind_of, metadata_values, rebuild
 from knnserve.service.logs import request_id_var
 from knnserve.service.metrics import ServiceMetrics
+from knnserve.service.request_ids import accept_request_id
 from knnserve_client.wire.errors import InvalidInputError, RequestTooLargeError
 from knnserve_client.wire.status import REQUEST_ID_KEY, status_for
 
 log = logging.getLogger("knnserve.service.rpc")
-MAX_REQUEST_ID_CHARS = 128
 
 
 @dataclass(frozen=True)
@@ -98,25 +95,6 @@ class DecodeInterceptor(grpc.ServerInterceptor):
         return rebuild(handler, stream_request, deserializer=guarded)
 
 
-# Request ids made here: a random per-process prefix and a counter (unique across the processes of
-# a --workers server and across restarts, and far cheaper than a uuid4 per call).
-_ID_PREFIX = uuid.uuid4().hex[:12]
-_ID_COUNTER = itertools.count(1)
-
-
-def new_request_id() -> str:
-    """A fresh request id (32 hex characters, like a uuid4's)."""
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):020x}"
-
-
-def _reseed_request_ids() -> None:
-    global _ID_PREFIX, _ID_COUNTER  # noqa: PLW0603 - a forked worker must not repeat its parent's ids
-    _ID_PREFIX, _ID_COUNTER = uuid.uuid4().hex[:12], itertools.count(1)
-
-
-os.register_at_fork(after_in_child=_reseed_request_ids)
-
-
 class _Call:
     """Bookkeeping of one RPC: its request id, timer, and how it ended."""
 
@@ -126,9 +104,7 @@ class _Call:
         self.metrics = metrics
         self.started = time.perf_counter()
         self.finished = False
-        sent = metadata_values(context, REQUEST_ID_KEY)
-        valid = len(sent) == 1 and 0 < len(sent[0]) <= MAX_REQUEST_ID_CHARS and sent[0].isprintable()
-        self.request_id = sent[0] if valid else new_request_id()
+        self.request_id = accept_request_id(metadata_values(context, REQUEST_ID_KEY))
         self.token = request_id_var.set(self.request_id)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))
 
