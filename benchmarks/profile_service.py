@@ -9,7 +9,8 @@ the server twice while the load runs: a flame graph (SVG, every thread, idle wai
 same stacks as text with ``--gil`` (only the thread holding the interpreter lock: on one process
 that is the time that decides throughput). The text is summarised into the Markdown beside the SVG:
 the frames with the most samples of their own, and the share of the samples under a few parts of
-the path (gRPC's own machinery, knnserve's interceptors, decode/encode, the data plane, FAISS).
+the path (gRPC's own machinery and the event loop, knnserve's RPC wrapper, decode/encode, the data
+plane, FAISS).
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ from servers import cpu_seconds  # noqa: E402
 # Parts of the request path, by a substring of a frame ("function (file:line)"); a sample counts
 # toward every part whose frame is on its stack.
 PARTS = {
-    "gRPC server machinery, inclusive (every handler runs under it)": ("grpc/_server.py", "concurrent/futures/thread.py"),
-    "knnserve interceptors (auth, request ids, logs, metrics)": ("knnserve/service/interceptors.py", "knnserve/service/auth.py"),
+    "gRPC server machinery and the event loop, inclusive (every handler runs under it)": (
+        "grpc/_server.py", "grpc/_cython", "asyncio/", "concurrent/futures/thread.py"),
+    "knnserve RPC wrapper (auth, request ids, decode, logs, metrics)": ("knnserve/service/rpc.py", "knnserve/service/auth.py"),
     "decode the request / encode the answer": ("knnserve/service/servicer.py", "knnserve_client/wire/"),
     "data plane (limits, resolve, batcher, vote, top-n)": ("knnserve/dataplane/",),
     "FAISS search": ("backend.py",),
     "Prometheus client": ("prometheus_client/",),
 }
 # Samples with no knnserve frame on the stack: gRPC's own work (polling, hand-offs, status) and the thread pool.
-OUTSIDE = "no knnserve code on the stack (gRPC and its thread pool alone)"
+OUTSIDE = "no knnserve code on the stack (gRPC, the event loop and thread pools alone)"
 
 
 def summarise(raw: Path, top: int) -> tuple[int, list[tuple[str, int]], dict[str, int]]:

@@ -89,7 +89,7 @@ def test_removed_model_goes_not_serving(start_server, own_root: Path) -> None:
     server, target = start_server(models_dir=own_root)
     shutil.rmtree(own_root / "hnsw")
     server.reload()
-    status = server.health.Check(health_pb2.HealthCheckRequest(service="model/hnsw"), None).status
+    status = server.health_status("model/hnsw")
     assert status == health_pb2.HealthCheckResponse.NOT_SERVING
     with Client(target, timeout=10) as client:
         with pytest.raises(NotFoundError):
@@ -137,7 +137,7 @@ def test_graceful_shutdown_finishes_calls_in_flight(start_server, models) -> Non
     stopper = threading.Thread(target=server.stop, args=(5.0,))
     stopper.start()
     time.sleep(0.1)
-    status = server.health.Check(health_pb2.HealthCheckRequest(service=""), None).status
+    status = server.health_status("")
     assert status == health_pb2.HealthCheckResponse.NOT_SERVING
     with pytest.raises(UnavailableError):
         client.models()  # new calls are refused while the old one drains

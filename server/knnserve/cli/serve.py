@@ -153,14 +153,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"adaptive wait: at most this share of the last search's time (default: {BatchConfig.wait_fraction})")
     parser.add_argument("--batch-unbatched-below-us", type=Ranged(int, 0), default=BatchConfig.unbatched_below_us,
                         help="adaptive mode: searches expected to take less than this many microseconds run at once on "
-                             "the caller's thread, unbatched (a hand-off costs more than they could save; 0 = off; "
+                             "the event loop's thread, unbatched (a hand-off costs more than they could save; 0 = off; "
                              f"default: {BatchConfig.unbatched_below_us})")
     parser.add_argument("--no-adaptive-wait", action="store_true", help="always wait max-wait, even without concurrent load")
     parser.add_argument("--faiss-threads", type=POSITIVE, default=None, help="OpenMP threads per search (default: sized to the cores)")
     parser.add_argument("--grpc-workers", type=POSITIVE, default=None,
-                        help="gRPC worker threads per process (default: max(64, 8 x cores) with batching, so batches "
-                             "of expensive searches can grow with the calls in flight; max(2, cores) without). For "
-                             "cheap searches (HNSW, small nprobe) about 4 costs less CPU per request (docs/service.md)")
+                        help="threads per process for blocking work beside the event loop that serves the calls: "
+                             "writes and snapshots, and every search when batching is off (default: max(2, cores)). "
+                             "Calls in flight are not threads: a call waiting for its batch holds none")
     parser.add_argument("--blas-threshold", type=POSITIVE, default=DEFAULT_BLAS_THRESHOLD,
                         help=f"query rows from which exact search uses BLAS (default: {DEFAULT_BLAS_THRESHOLD})")
     parser.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")

@@ -8,14 +8,17 @@ themselves (INVALID_ARGUMENT, via ``KNNModel.prepare``), the query against the m
 (``KNNModel.resolve``), the heads, then rows x k (RESOURCE_EXHAUSTED). Searches go through the
 model version's batcher (with the model's feature extractor, when it has one, inside the batch);
 voting, the linear head (on the features the batch extracted) and top-n run on the caller's thread.
+
+Validation and submission are synchronous and run on the server's event loop (``start_classify``
+raises a request's errors before anything is queued); waiting for the search is a coroutine
+(``await pending.result()``, ``await plane.classify(...)``, ``await plane.search(...)``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Hashable, Sequence
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
@@ -42,14 +45,31 @@ def batch_key(model: KNNModel, query: KnnQuery) -> Hashable:
     return (query.nprobe, None)
 
 
-def wait(future: Future[Searched], deadline: float | None) -> Searched:
-    """The future's result, or DeadlineExpiredError once the deadline (``time.monotonic``) passes."""
-    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+async def wait(future: asyncio.Future[Searched], deadline: float | None) -> Searched:
+    """The future's result, or DeadlineExpiredError once the deadline (``time.monotonic``) passes.
+
+    A caller that goes away (its task cancelled) cancels the future: a still-queued search is skipped.
+    """
+    if deadline is None or future.done():
+        return await future
+    # A timer on the loop, not asyncio.wait_for: no waiter future and callbacks per call.
+    expired: list[bool] = []
+    timer = asyncio.get_running_loop().call_later(max(0.0, deadline - time.monotonic()), _expire, future, expired)
     try:
-        return future.result(timeout=timeout)
-    except FutureTimeout:
+        return await future
+    except asyncio.CancelledError:
+        if expired:
+            raise DeadlineExpiredError("the deadline passed while waiting for the search") from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[Searched], expired: list[bool]) -> None:
+    """The deadline passed: cancel the search (a queued one is skipped) and say why."""
+    if not future.done():
+        expired.append(True)
         future.cancel()
-        raise DeadlineExpiredError("the deadline passed while waiting for the search") from None
 
 
 def model_info(served: ServedModel, versions: Sequence[int], limits: ServerLimits) -> ModelInfo:
@@ -110,7 +130,7 @@ class PendingClassify:
         self._deadline = deadline
         self._return_neighbors = return_neighbors
         self._tag = tag
-        self._future: Future[Searched] | None = None
+        self._future: asyncio.Future[Searched] | None = None
         if "knn" in heads:
             key = batch_key(served.model, query)
             self._future = served.searcher.submit(rows, query, key=key, deadline=deadline)
@@ -120,12 +140,12 @@ class PendingClassify:
         if self._future is not None:
             self._future.cancel()
 
-    def result(self) -> ClassifyResult:
+    async def result(self) -> ClassifyResult:
         """Wait for the search (until the deadline), vote, and run the linear head if asked."""
         model = self.served.model
         voted = features = None
         if self._future is not None:
-            distances, ids, features = wait(self._future, self._deadline)
+            distances, ids, features = await wait(self._future, self._deadline)
             voted = model.vote(distances, ids, self.query)
         answers = answer(model, self._heads, self.query.top_n or 0, voted=voted, rows=self._rows, features=features,
                          with_neighbors=self._return_neighbors)
@@ -218,12 +238,12 @@ class DataPlane:
             self._check_neighbors(rows.shape[0], resolved.k or 0, field)
         return PendingClassify(served, rows, resolved, chosen, deadline=deadline, return_neighbors=return_neighbors, tag=tag)
 
-    def classify(self, name: str, version: int | None, inputs: np.ndarray, query: KnnQuery, heads: Sequence[str] = (),
-                 **options: object) -> ClassifyResult:
+    async def classify(self, name: str, version: int | None, inputs: np.ndarray, query: KnnQuery,
+                       heads: Sequence[str] = (), **options: object) -> ClassifyResult:
         """:meth:`start_classify` and wait for the result."""
-        return self.start_classify(name, version, inputs, query, heads, **options).result()  # type: ignore[arg-type]
+        return await self.start_classify(name, version, inputs, query, heads, **options).result()  # type: ignore[arg-type]
 
-    def search(
+    async def search(
         self, name: str, version: int | None, inputs: np.ndarray, query: KnnQuery, *, deadline: float | None = None,
         field: str = "inputs",
     ) -> SearchResult:
@@ -232,7 +252,7 @@ class DataPlane:
         self._check_neighbors(rows.shape[0], resolved.k or 0, field)
         model = served.model
         future = served.searcher.submit(rows, resolved, key=batch_key(model, resolved), deadline=deadline)
-        distances, ids, _ = wait(future, deadline)
+        distances, ids, _ = await wait(future, deadline)
         return SearchResult(served.name, served.version, found_neighbors(ids, distances, neighbor_labels(model.labels, ids)))
 
     @staticmethod

@@ -9,12 +9,14 @@ batchers drain their queues before they stop. A bundle that fails to load is log
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,18 +134,21 @@ SearcherFactory = Callable[[str, KNNModel], Searcher]
 
 def searcher_factory(
     config: BatchConfig,
+    loop: asyncio.AbstractEventLoop,
     *,
+    pool: ThreadPoolExecutor | None = None,
     observer: BatchObserver | None = None,
     on_thread_start: Callable[[], None] | None = None,
     on_large_thread_start: Callable[[], None] | None = None,
 ) -> SearcherFactory:
-    """Make a DynamicBatcher (batching on) or DirectSearcher (off) for each loaded model version."""
+    """Make a DynamicBatcher (batching on) or DirectSearcher (off, searching on ``pool``) per loaded model
+    version, answering on ``loop``."""
 
     def make(label: str, model: KNNModel) -> Searcher:
         if not config.enabled:
-            return DirectSearcher(model.search_features)
-        return DynamicBatcher(model.search_features, config, name=label, observer=observer, on_thread_start=on_thread_start,
-                              on_large_thread_start=on_large_thread_start)
+            return DirectSearcher(model.search_features, loop, pool)
+        return DynamicBatcher(model.search_features, config, loop, name=label, observer=observer,
+                              on_thread_start=on_thread_start, on_large_thread_start=on_large_thread_start)
 
     return make
 
@@ -154,7 +159,8 @@ class ModelRegistry:
 
     models_dir: Path | None = None
     model_dir: Path | None = None
-    make_searcher: SearcherFactory = field(default_factory=lambda: searcher_factory(BatchConfig()))
+    # Default: no batching, searches on the running loop's default executor.
+    make_searcher: SearcherFactory = lambda label, model: DirectSearcher(model.search_features, None, None)
     loader: Callable[[Path], KNNModel] = KNNModel.load
     # Where write-ahead logs live when the server takes writes (knnserve.online.OnlineConfig), else None.
     online: Any | None = None
@@ -261,7 +267,7 @@ class ModelRegistry:
                 if getattr(new.get(name, {}).get(version), "searcher", None) is not served.searcher  # a live copy shares it
             ]
             for served in retired:
-                served.searcher.close()  # drains its queue; late submissions run on the caller's thread
+                served.searcher.close()  # drains its queue; late submissions are searched on a pool thread
             unloaded = tuple(
                 (s.name, s.version) for s in retired if s.version not in new.get(s.name, {})
             )

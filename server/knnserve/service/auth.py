@@ -1,5 +1,6 @@
 """Bearer-token authentication: the one check (RFC 6750 header, scheme case-insensitive per RFC 7235),
-applied to every RPC by AuthInterceptor and to per-model health checks by the health servicer.
+on plain ``authorization`` values, so every protocol applies the same rule: the RPC wrapper
+(``rpc.py``) before a body is decoded, the health servicer for per-model entries.
 
 Two tokens: the read token (``--token-file``; unset: reads are open) and the write token
 (``--write-token-file``), which the write RPCs need (``WRITE_METHODS``) and which reads accept too.
@@ -10,12 +11,9 @@ UNAUTHENTICATED; any write to a server without a write token with PERMISSION_DEN
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-import grpc
-
-from knnserve.service.handlers import metadata_values, rebuild
 from knnserve_client.wire.errors import TokenRejectedError, WriteRefusedError
 
 AUTHORIZATION = "authorization"
@@ -30,11 +28,6 @@ OPEN_METHOD_PREFIXES = (
 WRITE_METHODS = frozenset(
     f"/knnserve.v1.KnnServe/{name}" for name in ("AddExamples", "RemoveExamples", "SnapshotModel")
 )
-
-
-def token_problem(source: grpc.HandlerCallDetails | grpc.ServicerContext, token: str) -> str | None:
-    """Why the call's credentials are refused, or None when they carry exactly the expected bearer token."""
-    return bearer_problem(metadata_values(source, AUTHORIZATION), token)
 
 
 def bearer_problem(values: Sequence[str], token: str) -> str | None:
@@ -53,64 +46,37 @@ def bearer_problem(values: Sequence[str], token: str) -> str | None:
     return None
 
 
-_UNREAD = object()
+@dataclass(frozen=True)
+class Tokens:
+    """The server's tokens: ``read`` guards reads (None: open), ``write`` guards writes and opens reads too."""
 
+    read: str | None = None
+    write: str | None = None
 
-def _ignore_body(data: bytes) -> object:
-    # Not None: gRPC takes a None from a deserializer for a failure to decode (INTERNAL).
-    return _UNREAD
+    @property
+    def enabled(self) -> bool:
+        """True when any call needs a token."""
+        return self.read is not None or self.write is not None
 
-
-def write_problem(source: grpc.HandlerCallDetails, token: str | None, write_token: str | None) -> Exception | None:
-    """Why a write call is refused (WriteRefusedError or TokenRejectedError), or None when it carries the write token."""
-    if write_token is None:
-        return WriteRefusedError("this server takes no writes (start it with --online-dir DIR --write-token-file FILE)")
-    problem = token_problem(source, write_token)
-    if problem is None:
-        return None
-    if token is not None and token_problem(source, token) is None:
-        return WriteRefusedError("the read token cannot write: send the write token (--write-token-file)")
-    return TokenRejectedError(f"{problem} (writes need the write token)")
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    """Rejects calls without the right bearer token before their body is even decoded.
-
-    ``token`` guards reads (None: open); ``write_token`` guards ``WRITE_METHODS`` and opens reads too.
-    """
-
-    def __init__(self, token: str | None, *, write_token: str | None = None,
-                 open_prefixes: tuple[str, ...] = OPEN_METHOD_PREFIXES) -> None:
-        self._token = token
-        self._write_token = write_token
-        self._open = open_prefixes
-
-    def _refusal(self, details: grpc.HandlerCallDetails) -> Exception | None:
-        if details.method in WRITE_METHODS:
-            return write_problem(details, self._token, self._write_token)
-        if self._token is None:
+    def read_problem(self, values: Sequence[str]) -> Exception | None:
+        """Why a read is refused (TokenRejectedError), or None."""
+        if self.read is None:
             return None
-        problem = token_problem(details, self._token)
-        if problem is None or (self._write_token is not None and token_problem(details, self._write_token) is None):
+        problem = bearer_problem(values, self.read)
+        if problem is None or (self.write is not None and bearer_problem(values, self.write) is None):
             return None
         return TokenRejectedError(problem)
 
-    def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(self._open):
-            return handler
-        problem = self._refusal(handler_call_details)
+    def write_problem(self, values: Sequence[str]) -> Exception | None:
+        """Why a write is refused (WriteRefusedError or TokenRejectedError), or None when it carries the write token."""
+        if self.write is None:
+            return WriteRefusedError("this server takes no writes (start it with --online-dir DIR --write-token-file FILE)")
+        problem = bearer_problem(values, self.write)
         if problem is None:
-            return handler
-        error = problem
-
-        def reject(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-            raise error
-
-        return rebuild(handler, reject, deserializer=_ignore_body)
+            return None
+        if self.read is not None and bearer_problem(values, self.read) is None:
+            return WriteRefusedError("the read token cannot write: send the write token (--write-token-file)")
+        return TokenRejectedError(f"{problem} (writes need the write token)")
 
 
-__all__ = ["AUTHORIZATION", "OPEN_METHOD_PREFIXES", "WRITE_METHODS", "AuthInterceptor", "bearer_problem", "token_problem", "write_problem"]
+__all__ = ["AUTHORIZATION", "OPEN_METHOD_PREFIXES", "WRITE_METHODS", "Tokens", "bearer_problem"]

@@ -18,12 +18,13 @@ DEFAULT_PORT = 50051
 
 @dataclass(frozen=True)
 class ThreadConfig:
-    """FAISS OpenMP threads per searching thread and gRPC worker threads; None = sized from the cores.
+    """FAISS OpenMP threads per searching thread and the pool for blocking work; None = sized from the cores.
 
-    With batching, a model's searches never overlap (one at a time, on the batching thread or
-    inline on an idle caller's worker), so each may use every core: ``faiss_threads`` = cores.
-    The gRPC workers mostly wait for it, so many of them cost no CPU and let large batches form.
-    Without batching every worker searches: one FAISS thread each and as many workers as cores.
+    Calls are tasks on the server's event loop, not threads (``service/server.py``). With batching,
+    a model's searches never overlap (one at a time, on its search lane), so each may use every
+    core: ``faiss_threads`` = cores. ``grpc_workers`` (the ``--grpc-workers`` option's name is kept)
+    sizes the pool of threads for blocking work beside the loop: writes and snapshots, and, without
+    batching, every search (one FAISS thread each, as many threads as cores).
     Several models busy at once each run their own search: lower ``faiss_threads`` then.
     """
 
@@ -37,9 +38,9 @@ class ThreadConfig:
                 raise InvalidInputError(name, "an integer >= 1, or unset to size it from the cores", value)
 
     def resolve(self, batching: bool, cores: int | None = None) -> tuple[int, int]:
-        """(faiss_threads, grpc_workers) for this machine."""
+        """(faiss_threads, blocking threads) for this machine."""
         cores = cores or usable_cores()
-        defaults = (cores, max(64, 8 * cores)) if batching else (1, max(2, cores))
+        defaults = (cores, max(2, cores)) if batching else (1, max(2, cores))
         return self.faiss_threads or defaults[0], self.grpc_workers or defaults[1]
 
 

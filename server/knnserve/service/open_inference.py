@@ -14,15 +14,15 @@ UINT8 and FP32 are both accepted, as [n, *input_shape] or [n, dim]), and these o
 No outputs requested: the predictions and scores of every head the model has. Request parameters
 k, weights, tie_break, nprobe and ef_search are the k-NN query. Validation, limits, batching,
 errors, auth, request ids and metrics are the knnserve.v1 service's, because both call the data
-plane through the same interceptors.
+plane through the same RPC wrapper (``rpc.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import grpc
 import numpy as np
+from grpc import aio
 
 from knnserve import __version__
 from knnserve.dataplane import DataPlane
@@ -86,13 +86,13 @@ class OpenInferenceServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceService
         self._plane = plane
         self._ready = ready
 
-    def ServerLive(self, request: v2.ServerLiveRequest, context: grpc.ServicerContext) -> v2.ServerLiveResponse:
+    async def ServerLive(self, request: v2.ServerLiveRequest, context: aio.ServicerContext) -> v2.ServerLiveResponse:
         return v2.ServerLiveResponse(live=True)
 
-    def ServerReady(self, request: v2.ServerReadyRequest, context: grpc.ServicerContext) -> v2.ServerReadyResponse:
+    async def ServerReady(self, request: v2.ServerReadyRequest, context: aio.ServicerContext) -> v2.ServerReadyResponse:
         return v2.ServerReadyResponse(ready=self._ready())
 
-    def ModelReady(self, request: v2.ModelReadyRequest, context: grpc.ServicerContext) -> v2.ModelReadyResponse:
+    async def ModelReady(self, request: v2.ModelReadyRequest, context: aio.ServicerContext) -> v2.ModelReadyResponse:
         version = version_from_text(request.version, "version")
         try:
             self._plane.describe(request.name, version, field="name")
@@ -100,17 +100,17 @@ class OpenInferenceServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceService
             return v2.ModelReadyResponse(ready=False)
         return v2.ModelReadyResponse(ready=self._ready())
 
-    def ServerMetadata(self, request: v2.ServerMetadataRequest, context: grpc.ServicerContext) -> v2.ServerMetadataResponse:
+    async def ServerMetadata(self, request: v2.ServerMetadataRequest, context: aio.ServicerContext) -> v2.ServerMetadataResponse:
         return v2.ServerMetadataResponse(name="knnserve", version=__version__, extensions=[])
 
-    def ModelMetadata(self, request: v2.ModelMetadataRequest, context: grpc.ServicerContext) -> v2.ModelMetadataResponse:
+    async def ModelMetadata(self, request: v2.ModelMetadataRequest, context: aio.ServicerContext) -> v2.ModelMetadataResponse:
         info = self._plane.describe(request.name, version_from_text(request.version, "version"), field="name")
         datatype = "UINT8" if info.input_dtype == "uint8" else "FP32"
         image = v2.ModelMetadataResponse.TensorMetadata(name=INPUT_NAME, datatype=datatype, shape=[-1, *info.input_shape])
         return v2.ModelMetadataResponse(name=info.name, versions=[str(v) for v in info.versions], platform=PLATFORM,
                                         inputs=[image], outputs=model_outputs(info))
 
-    def ModelInfer(self, request: v2.ModelInferRequest, context: grpc.ServicerContext) -> v2.ModelInferResponse:
+    async def ModelInfer(self, request: v2.ModelInferRequest, context: aio.ServicerContext) -> v2.ModelInferResponse:
         version = version_from_text(request.model_version, "model_version")
         if len(request.inputs) != 1 or request.inputs[0].name != INPUT_NAME:
             names = [tensor.name for tensor in request.inputs]
@@ -131,7 +131,7 @@ class OpenInferenceServicer(grpc_predict_v2_pb2_grpc.GRPCInferenceServiceService
         heads = tuple(dict.fromkeys(OUTPUTS[name] for name in wanted))
         classes = len(info.class_names)
         top_n = classes if any(name.endswith("scores") for name in wanted) else 0  # no score work for predictions only
-        result = self._plane.classify(
+        result = await self._plane.classify(
             request.model_name, info.version, images, query.replace(top_n=top_n), heads,
             return_neighbors=any(name in NEIGHBOR_OUTPUTS for name in wanted), deadline=deadline_of(context),
             field="inputs[0]",

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 
 import grpc
+from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2 as reflection_v1alpha
@@ -31,13 +32,14 @@ from grpc_reflection.v1alpha import reflection_pb2 as reflection_v1alpha
 from knnserve.dataplane import DataPlane, ModelRegistry, ReloadReport, searcher_factory
 from knnserve.index import set_blas_threshold, set_num_threads
 from knnserve.model import KNNModel
-from knnserve.service.auth import AuthInterceptor
+from knnserve.service.auth import Tokens
 from knnserve.service.config import ServeConfig
 from knnserve.service.health import GuardedHealthServicer, model_health_name
-from knnserve.service.interceptors import DecodeInterceptor, ObservabilityInterceptor
+from knnserve.service.loop import LoopThread
 from knnserve.service.metrics import ServiceMetrics
 from knnserve.service.open_inference import OpenInferenceServicer
 from knnserve.service.open_inference import SERVICE_NAME as OPEN_INFERENCE_SERVICE
+from knnserve.service.rpc import CallPolicy, MethodTable
 from knnserve.service.servicer import KnnServeServicer
 from knnserve_client.wire.inference import grpc_predict_v2_pb2_grpc
 from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
@@ -48,27 +50,29 @@ SERVICE_NAME = knnserve_pb2.DESCRIPTOR.services_by_name["KnnServe"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 # Tools as new as grpcurl 1.9 ask for grpc.reflection.v1 first; grpcio-reflection serves only
 # v1alpha. The two protocols' messages have the same fields and numbers, so the v1alpha servicer
-# answers v1 requests byte for byte (see add_reflection_v1).
+# answers v1 requests byte for byte (see add_reflection).
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-# gRPC's own receive limit, above the announced one: bodies in between are refused by
-# DecodeInterceptor with RESOURCE_EXHAUSTED and the call's request id; only larger ones meet gRPC's
-# own check (RESOURCE_EXHAUSTED without one), which keeps a client from making the server buffer
+# gRPC's own receive limit, above the announced one: bodies in between are refused by the RPC
+# wrapper with RESOURCE_EXHAUSTED and the call's request id; only larger ones meet gRPC's own
+# check (RESOURCE_EXHAUSTED without one), which keeps a client from making the server buffer
 # arbitrarily large messages.
 RECEIVE_LIMIT_FACTOR = 4
+# How long start() waits for the loop to bind the port.
+START_TIMEOUT_S = 30.0
 
 
-def add_reflection(server: grpc.Server, names: tuple[str, ...]) -> None:
+def add_reflection(table: MethodTable, names: tuple[str, ...]) -> None:
     """Server reflection under both grpc.reflection.v1alpha (grpcio-reflection) and grpc.reflection.v1."""
-    servicer = reflection.ReflectionServicer((*names, reflection.SERVICE_NAME, REFLECTION_V1))
-    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    servicer = reflection.aio.ReflectionServicer((*names, reflection.SERVICE_NAME, REFLECTION_V1))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, table)  # type: ignore[arg-type]
     v1 = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_v1alpha.ServerReflectionRequest.FromString,
         response_serializer=reflection_v1alpha.ServerReflectionResponse.SerializeToString,
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": v1}),))
+    table.add_registered_method_handlers(REFLECTION_V1, {"ServerReflectionInfo": v1})
 
 
 # The large lane's thread runs at the lowest CPU priority: a request over the batch budget gets
@@ -86,7 +90,12 @@ def large_lane_thread() -> None:
 
 
 class KnnServer:
-    """One knnserve gRPC server: owns the registry, the data plane, the grpc.Server, health and metrics."""
+    """One knnserve gRPC server: owns the event loop, the registry, the data plane, the aio server, health and metrics.
+
+    Every call is a task on one asyncio loop (``loop.py``, a thread of its own): a call waiting for
+    its batch holds no thread. Searches run on each model version's search lane (``dataplane/batcher.py``);
+    writes and, with batching off, searches run on ``blocking``, a small pool sized to the cores.
+    """
 
     def __init__(
         self,
@@ -98,28 +107,33 @@ class KnnServer:
     ) -> None:
         self.config = config
         self.metrics = metrics or ServiceMetrics()
-        self.faiss_threads, self.grpc_workers = config.threads.resolve(config.batching.enabled, config.cores)
+        self.faiss_threads, self.blocking_threads = config.threads.resolve(config.batching.enabled, config.cores)
         self._on_ready_change = on_ready_change
         if loader is None:
             # A model that takes writes holds its index in memory: FAISS cannot add to a mapped one.
             loader = functools.partial(KNNModel.load, mmap=config.mmap and config.online is None,
                                        extractor_threads=config.cores, kernel=config.kernel)
         threads = self.faiss_threads
+        self._loop = LoopThread()
+        # With batching off every search runs here, one FAISS thread each; else writes and snapshots do.
+        blocking_faiss = 1 if not config.batching.enabled else threads
+        self.blocking = ThreadPoolExecutor(max_workers=self.blocking_threads, thread_name_prefix="blocking",
+                                           initializer=set_num_threads, initargs=(blocking_faiss,))
         self.registry = ModelRegistry(
             models_dir=config.models_dir,
             model_dir=config.model_dir,
             make_searcher=searcher_factory(
-                config.batching, observer=self.metrics, on_thread_start=lambda: set_num_threads(threads),
-                on_large_thread_start=large_lane_thread,
+                config.batching, self._loop.loop, pool=self.blocking, observer=self.metrics,
+                on_thread_start=lambda: set_num_threads(threads), on_large_thread_start=large_lane_thread,
             ),
             loader=loader,
             online=config.online,
         )
         self.plane = DataPlane(self.registry, config.limits)
-        self.health = GuardedHealthServicer(config.token)
+        self.health = GuardedHealthServicer(self._loop.loop, config.token)
         self.port: int | None = None
         self.metrics_port: int | None = None
-        self._server: grpc.Server | None = None
+        self._server: aio.Server | None = None
         self._model_names: set[str] = set()
         self._stop_requested = False
         self._reload_requested = False
@@ -130,21 +144,34 @@ class KnnServer:
     def start(self) -> int:
         """Bind and start serving (health NOT_SERVING until :meth:`load_models`); returns the port."""
         config = self.config
-        threads = self.faiss_threads
         # Process-wide FAISS setting: this process serves, so the server's choice wins.
         set_blas_threshold(config.blas_threshold)
-        # OpenMP's thread count is per calling thread: set it in every worker that may search.
-        executor = ThreadPoolExecutor(
-            max_workers=self.grpc_workers, thread_name_prefix="grpc-worker", initializer=set_num_threads, initargs=(threads,)
+        for name in ("", SERVICE_NAME):
+            self.health.set_from_thread(name, NOT_SERVING)
+        self._loop.start()
+        try:
+            self.port = self._loop.call(self._start_grpc(), START_TIMEOUT_S)
+        except BaseException:
+            self._loop.stop()
+            raise
+        if config.metrics_port is not None:
+            self.metrics_port = self.metrics.serve(config.metrics_port, config.metrics_host, ready=self.ready)
+        log.info(
+            "listening",
+            extra={"address": f"{config.host}:{self.port}", "tls": config.tls is not None, "auth": config.token is not None,
+                   "writes": config.online is not None, "faiss_threads": self.faiss_threads,
+                   "blocking_threads": self.blocking_threads, "batching": config.batching.enabled,
+                   "metrics_port": self.metrics_port},
         )
+        return self.port
+
+    async def _start_grpc(self) -> int:
+        """On the loop: build the aio server, every service behind the RPC wrapper, bind, start."""
+        config = self.config
+        # The loop's thread searches too (requests too cheap to hand to a lane): OpenMP's count is per thread.
+        set_num_threads(self.faiss_threads)
         limit = config.limits.max_message_bytes
-        interceptors: list[grpc.ServerInterceptor] = [ObservabilityInterceptor(self.metrics)]
-        if config.token is not None or config.write_token is not None:
-            interceptors.append(AuthInterceptor(config.token, write_token=config.write_token))
-        interceptors.append(DecodeInterceptor(limit))
-        server = grpc.server(
-            executor,
-            interceptors=interceptors,
+        server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", RECEIVE_LIMIT_FACTOR * limit),
                 ("grpc.max_send_message_length", -1),  # responses are bounded by max_neighbors_per_request
@@ -152,14 +179,14 @@ class KnnServer:
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
             ],
         )
-        knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane), server)
+        table = MethodTable()
+        knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane, self.blocking), table)  # type: ignore[arg-type]
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            OpenInferenceServicer(self.plane, ready=self.ready), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, NOT_SERVING)
+            OpenInferenceServicer(self.plane, ready=self.ready), table)  # type: ignore[arg-type]
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, table)  # type: ignore[arg-type]
         if config.reflection:
-            add_reflection(server, (SERVICE_NAME, OPEN_INFERENCE_SERVICE, HEALTH_SERVICE_NAME))
+            add_reflection(table, (SERVICE_NAME, OPEN_INFERENCE_SERVICE, HEALTH_SERVICE_NAME))
+        table.install(server, CallPolicy(self.metrics, Tokens(config.token, config.write_token), limit))
         address = f"{config.host}:{config.port}"
         if config.tls is not None:
             credentials = grpc.ssl_server_credentials([(config.tls.key.read_bytes(), config.tls.cert.read_bytes())])
@@ -168,22 +195,17 @@ class KnnServer:
             port = server.add_insecure_port(address)
         if port == 0:
             raise OSError(f"could not bind {address} (in use, or not an address of this machine)")
-        server.start()
-        self._server, self.port = server, port
-        if config.metrics_port is not None:
-            self.metrics_port = self.metrics.serve(config.metrics_port, config.metrics_host, ready=self.ready)
-        log.info(
-            "listening",
-            extra={"address": f"{config.host}:{port}", "tls": config.tls is not None, "auth": config.token is not None,
-                   "writes": config.online is not None,
-                   "faiss_threads": self.faiss_threads, "grpc_workers": self.grpc_workers,
-                   "batching": config.batching.enabled, "metrics_port": self.metrics_port},
-        )
+        await server.start()
+        self._server = server
         return port
 
     def ready(self) -> bool:
         """True exactly when health "" is SERVING: models loaded and not shutting down."""
         return self.registry.ready and not self._draining.is_set()
+
+    def health_status(self, service: str) -> int | None:
+        """What grpc.health.v1 answers for ``service`` now (None: unknown)."""
+        return self.health.status(service)
 
     def load_models(self) -> ReloadReport:
         """Initial load; health turns SERVING. Raises BundleError when nothing can be served."""
@@ -206,15 +228,15 @@ class KnnServer:
             return  # NOT_SERVING until the process exits
         table = self.registry.snapshot()
         for name in table:
-            self.health.set(model_health_name(name), SERVING)
+            self.health.set_from_thread(model_health_name(name), SERVING)
         for name in self._model_names - set(table):
-            self.health.set(model_health_name(name), NOT_SERVING)
+            self.health.set_from_thread(model_health_name(name), NOT_SERVING)
         self._model_names = set(table)
         self.metrics.models_loaded.set(sum(len(versions) for versions in table.values()))
         ready = self.ready()
         status = SERVING if ready else NOT_SERVING
         for name in ("", SERVICE_NAME):
-            self.health.set(name, status)
+            self.health.set_from_thread(name, status)
         self._tell_ready(ready)
 
     def _tell_ready(self, ready: bool) -> None:
@@ -224,7 +246,7 @@ class KnnServer:
     def drain(self, seconds: float | None = None) -> None:
         """Health NOT_SERVING everywhere while calls are still accepted, for ``seconds`` (default: drain_s)."""
         self._draining.set()
-        self.health.enter_graceful_shutdown()
+        self.health.shut_down_from_thread()
         self._tell_ready(False)
         wait = self.config.drain_s if seconds is None else seconds
         if wait > 0:
@@ -235,13 +257,15 @@ class KnnServer:
         """Graceful stop: health NOT_SERVING, refuse new calls, let calls in flight finish within ``grace``."""
         grace = self.config.grace_s if grace is None else grace
         self._draining.set()
-        self.health.enter_graceful_shutdown()
+        self.health.shut_down_from_thread()
         self._tell_ready(False)
         if self._server is not None:
-            self._server.stop(grace).wait()
-            self._server = None
+            server, self._server = self._server, None
+            self._loop.call(server.stop(grace))
         self.registry.close()
         self.metrics.stop()
+        self.blocking.shutdown(wait=False, cancel_futures=True)
+        self._loop.stop()
         log.info("stopped")
 
     # -- the process's main loop --------------------------------------------------------------

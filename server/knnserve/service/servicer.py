@@ -1,18 +1,26 @@
 """The KnnServe servicer: decode the message, call the data plane, encode the answer. Nothing else.
 
-Errors are not handled here: they propagate to the interceptor, which maps them to status codes
-(``knnserve_client.wire.status``).
+Its methods are coroutines on the server's event loop. Errors are not handled here: they propagate
+to the RPC wrapper (``rpc.py``), which maps them to status codes (``knnserve_client.wire.status``).
+Writes (a log append and fsync, a snapshot) block, so they run on the server's pool of threads for
+blocking work, never on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
-import grpc
+from grpc import aio
 
 from knnserve.dataplane import DataPlane, PendingClassify
 from knnserve.service.streaming import classify_stream
+
+T = TypeVar("T")
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client.wire.v1.codec import heads_from, query_from, to_proto, version_from
@@ -22,7 +30,7 @@ from knnserve_client.wire.v1.tensors import INPUT_WIRE_DTYPES, from_tensor
 NO_DEADLINE_S = 1e7
 
 
-def deadline_of(context: grpc.ServicerContext) -> float | None:
+def deadline_of(context: aio.ServicerContext) -> float | None:
     """The call's deadline as a ``time.monotonic`` time (None = no deadline)."""
     remaining = context.time_remaining()
     if remaining is None or remaining > NO_DEADLINE_S:
@@ -33,10 +41,14 @@ def deadline_of(context: grpc.ServicerContext) -> float | None:
 class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
     """Implements knnserve.v1.KnnServe over a DataPlane."""
 
-    def __init__(self, plane: DataPlane, *, stream_window: int = 8) -> None:
+    def __init__(self, plane: DataPlane, blocking: ThreadPoolExecutor | None = None, *, stream_window: int = 8) -> None:
         self._plane = plane
+        self._blocking = blocking
         self._limits = to_proto(plane.limits)
         self._stream_window = stream_window
+
+    async def _off_loop(self, work: Callable[..., T], *args: object, **kwargs: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._blocking, functools.partial(work, *args, **kwargs))
 
     def _start(self, request: pb.ClassifyRequest, deadline: float | None) -> PendingClassify:
         version = version_from(request)
@@ -46,43 +58,47 @@ class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
             return_neighbors=request.return_neighbors, tag=request.tag, deadline=deadline,
         )
 
-    def Classify(self, request: pb.ClassifyRequest, context: grpc.ServicerContext) -> pb.ClassifyResponse:
-        pending = self._start(request, deadline_of(context))
-        context.add_callback(pending.cancel)  # a caller that goes away does not get searched for
-        return to_proto(pending.result())
+    async def Classify(self, request: pb.ClassifyRequest, context: aio.ServicerContext) -> pb.ClassifyResponse:
+        # A caller that goes away cancels this task, and with it the queued search (it is skipped).
+        return to_proto(await self._start(request, deadline_of(context)).result())
 
-    def ClassifyStream(
-        self, request_iterator: Iterator[pb.ClassifyRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.ClassifyResponse]:
+    async def ClassifyStream(
+        self, request_iterator: AsyncIterator[pb.ClassifyRequest], context: aio.ServicerContext
+    ) -> AsyncIterator[pb.ClassifyResponse]:
         deadline = deadline_of(context)
-        yield from classify_stream(request_iterator, lambda request: self._start(request, deadline),
-                                   window=self._stream_window)
+        async for response in classify_stream(request_iterator, lambda request: self._start(request, deadline),
+                                              window=self._stream_window):
+            yield response
 
-    def Search(self, request: pb.SearchRequest, context: grpc.ServicerContext) -> pb.SearchResponse:
+    async def Search(self, request: pb.SearchRequest, context: aio.ServicerContext) -> pb.SearchResponse:
         version = version_from(request)
         inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_WIRE_DTYPES)
-        result = self._plane.search(request.model, version, inputs, query_from(request), deadline=deadline_of(context))
+        result = await self._plane.search(request.model, version, inputs, query_from(request), deadline=deadline_of(context))
         return to_proto(result)
 
-    def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(self, request: pb.ListModelsRequest, context: aio.ServicerContext) -> pb.ListModelsResponse:
         models = [to_proto(info) for info in self._plane.describe_all()]
         return pb.ListModelsResponse(models=models, limits=self._limits)
 
-    def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.GetModelResponse:
+    async def GetModel(self, request: pb.GetModelRequest, context: aio.ServicerContext) -> pb.GetModelResponse:
         info = self._plane.describe(request.name, version_from(request), field="name")
         online = self._plane.online_state(request.name, info.version, field="name")
         return pb.GetModelResponse(model=to_proto(info), limits=self._limits,
                                    online=to_proto(online) if online is not None else None)
 
-    def AddExamples(self, request: pb.AddExamplesRequest, context: grpc.ServicerContext) -> pb.AddExamplesResponse:
+    async def AddExamples(self, request: pb.AddExamplesRequest, context: aio.ServicerContext) -> pb.AddExamplesResponse:
         inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_WIRE_DTYPES)
-        return to_proto(self._plane.writer.add(request.model, inputs, list(request.labels), request_id=request.request_id))
+        return to_proto(await self._off_loop(self._plane.writer.add, request.model, inputs, list(request.labels),
+                                             request_id=request.request_id))
 
-    def RemoveExamples(self, request: pb.RemoveExamplesRequest, context: grpc.ServicerContext) -> pb.RemoveExamplesResponse:
-        return to_proto(self._plane.writer.remove(request.model, list(request.ids), request_id=request.request_id))
+    async def RemoveExamples(self, request: pb.RemoveExamplesRequest,
+                             context: aio.ServicerContext) -> pb.RemoveExamplesResponse:
+        return to_proto(await self._off_loop(self._plane.writer.remove, request.model, list(request.ids),
+                                             request_id=request.request_id))
 
-    def SnapshotModel(self, request: pb.SnapshotModelRequest, context: grpc.ServicerContext) -> pb.SnapshotModelResponse:
-        return to_proto(self._plane.writer.snapshot(request.model))
+    async def SnapshotModel(self, request: pb.SnapshotModelRequest,
+                            context: aio.ServicerContext) -> pb.SnapshotModelResponse:
+        return to_proto(await self._off_loop(self._plane.writer.snapshot, request.model))
 
 
 __all__ = ["KnnServeServicer", "deadline_of"]
