@@ -71,3 +71,60 @@ def test_hnsw_requests_with_different_k_share_a_batch_and_stay_exact(start_serve
         np.testing.assert_array_equal(ids, expected[k].ids[i : i + 1])
     searches, merged = batch_stats(server)
     assert merged == 32 and searches < 32
+
+
+def test_a_thousand_calls_in_flight_hold_no_thread_each(start_server, models) -> None:
+    """The asyncio server: 1,000 concurrent one-row calls wait for their batches as tasks, not threads.
+
+    The model's search is slowed (every search sleeps 50 ms on its lane), so the calls pile up in the
+    batcher; while they are all in flight the server process has no more threads than it had idle,
+    every call gets the in-process answer, and they were merged into far fewer searches than calls.
+    """
+    import asyncio
+    import threading
+    import time
+
+    import grpc
+
+    from knnserve.model import KNNModel
+    from knnserve_client.wire.v1 import knnserve_pb2 as pb
+    from knnserve_client.wire.v1 import knnserve_pb2_grpc
+    from knnserve_client.wire.v1.tensors import to_tensor
+
+    def slow_loader(path):  # type: ignore[no-untyped-def]
+        model = KNNModel.load(path)
+        search = model.search_features
+
+        def slowed(rows, query):  # type: ignore[no-untyped-def]
+            time.sleep(0.05)
+            return search(rows, query)
+
+        model.search_features = slowed  # type: ignore[method-assign]
+        return model
+
+    server, target = start_server(loader=slow_loader, batching=BatchConfig(max_rows=256, unbatched_below_us=0))
+    x = models.blobs2.x_query
+    expected = models.blobs_v2.classify(x).predictions
+    idle_threads = threading.active_count()
+    calls = 1000
+    peak = [0]
+
+    async def run() -> list[int]:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = knnserve_pb2_grpc.KnnServeStub(channel)
+            requests = [pb.ClassifyRequest(model="blobs", inputs=to_tensor(x[i % len(x)][None])) for i in range(calls)]
+            pending = [asyncio.ensure_future(stub.Classify(request, timeout=60)) for request in requests]
+            while not all(future.done() for future in pending):
+                peak[0] = max(peak[0], threading.active_count())
+                await asyncio.sleep(0.01)
+            responses = await asyncio.gather(*pending)
+        return [int(np.frombuffer(r.knn.predictions.data, np.int64)[0]) for r in responses]
+
+    predictions = asyncio.run(run())
+    np.testing.assert_array_equal(predictions, expected[np.arange(calls) % len(x)])
+    # The test's own client adds a few threads (grpc's polling); the server may add its search lanes
+    # for the versions it loaded, but nothing per call.
+    assert peak[0] <= idle_threads + 8, (idle_threads, peak[0])
+    registry = server.metrics.registry
+    searches = registry.get_sample_value("knnserve_batch_requests_count", {"model": "blobs:2"})
+    assert searches is not None and searches <= calls / 10, searches

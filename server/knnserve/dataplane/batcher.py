@@ -188,17 +188,20 @@ class DynamicBatcher:
             return
         if self._observer is not None:
             self._observer.observe_batch(self._name, item.rows.shape[0], 1)
-        started = time.monotonic()
+        started = time.thread_time()
         try:
             found = self._search(item.rows, item.query)
         except Exception as exc:  # the caller's future carries it to the error mapping
             item.future.set_exception(exc)
             return
-        self._note_cost(time.monotonic() - started, item.rows.shape[0])
+        self._note_cost(time.thread_time() - started, item.rows.shape[0])
         item.future.set_result(found)
 
-    def _note_cost(self, seconds: float, rows: int) -> None:
-        per_row = seconds / max(rows, 1)
+    def _note_cost(self, cpu_seconds: float, rows: int) -> None:
+        """Remember what a request costs searched alone: CPU time of the searching thread, not wall time,
+        which a busy machine inflates (on a shared 2-core machine, wall time sent a fifth of a
+        microsecond-cheap model's requests to the lane, each paying the hand-off it was spared)."""
+        per_row = cpu_seconds / max(rows, 1)
         previous = self._row_cost_s
         self._row_cost_s = per_row if previous is None else 0.8 * previous + 0.2 * per_row
 
@@ -288,16 +291,16 @@ class DynamicBatcher:
             else:
                 self._lane_free.set()
 
-    def _finish(self, live: list[_Pending], done: asyncio.Future[tuple[float, tuple[np.ndarray | None, ...]]]) -> None:
+    def _finish(self, live: list[_Pending], done: asyncio.Future[tuple[float, float, tuple[np.ndarray | None, ...]]]) -> None:
         """Back on the loop after a batch's search: hand each request its rows and k, then the next batch."""
         self._free_since = time.monotonic()
         self._set_busy(False)
         error = done.exception()
         if error is None:
-            seconds, found = done.result()
+            seconds, cpu_seconds, found = done.result()
             self._last_search_s = seconds
             if len(live) == 1:  # what a request costs searched alone
-                self._note_cost(seconds, live[0].rows.shape[0])
+                self._note_cost(cpu_seconds, live[0].rows.shape[0])
             _split(live, found)
         else:  # every request of the batch gets the error; the lane keeps serving
             log.error("batched search failed", exc_info=error, extra={"model": self._name})
@@ -362,11 +365,11 @@ class DynamicBatcher:
         self._large.shutdown(wait=True)
 
 
-def _timed(search: BatchSearch, rows: np.ndarray, query: KnnQuery) -> tuple[float, tuple[np.ndarray | None, ...]]:
-    """On the lane: the search and how long it took."""
-    started = time.monotonic()
+def _timed(search: BatchSearch, rows: np.ndarray, query: KnnQuery) -> tuple[float, float, tuple[np.ndarray | None, ...]]:
+    """On the lane: how long the search took (wall seconds, the lane thread's CPU seconds) and what it found."""
+    started, cpu = time.monotonic(), time.thread_time()
     found = search(rows, query)
-    return time.monotonic() - started, found
+    return time.monotonic() - started, time.thread_time() - cpu, found
 
 
 def _split(live: list[_Pending], found: tuple[np.ndarray | None, ...]) -> None:

@@ -13,7 +13,7 @@ class BatchConfig:
 
     Attributes
     ----------
-    enabled : off = every request searches on its own gRPC worker thread.
+    enabled : off = every request is searched on its own thread of the server's pool, side by side.
     max_rows : a batch closes once it holds this many rows (one request larger than this is
         searched alone).
     max_neighbors : the merged search's budget, rows x the largest k of the batch. A request over
@@ -25,11 +25,10 @@ class BatchConfig:
         exact search of 16 rows costs little more than one of 4). A lone client pays no wait.
     wait_fraction : see ``adaptive``.
     unbatched_below_us : adaptive mode only: a request whose search is expected to take less than
-        this (the model's measured cost per row times its rows) is searched at once on its
-        caller's thread, beside other searches, instead of being handed to the batching thread.
-        The hand-off costs a thread switch each way (about 0.2 ms of server CPU per request,
-        measured on this project's 2-core VM), more than a search of a few tens of microseconds
-        (a small HNSW index) could ever save by being merged. 0 turns it off.
+        this (the model's measured CPU cost per row times its rows) is searched at once on the
+        event loop's thread instead of being handed to the model's search lane. The hand-off
+        costs a thread switch each way, more than a search of a few tens of microseconds (a small
+        HNSW index) could ever save by being merged. 0 turns it off.
     """
 
     enabled: bool = True

@@ -89,9 +89,11 @@ def test_invalid_input_message_names_field_and_expectation() -> None:
 
 
 def test_thread_sizing_does_not_oversubscribe() -> None:
-    assert ThreadConfig().resolve(batching=True, cores=2) == (2, 64)  # one search at a time per model, on every core
-    assert ThreadConfig().resolve(batching=True, cores=16) == (16, 128)
-    assert ThreadConfig().resolve(batching=False, cores=4) == (1, 4)  # every worker searches: 1 OpenMP thread each
+    # One search at a time per model, on every core; the pool for blocking work (writes) sized to the cores:
+    # calls in flight are tasks on the event loop, not threads.
+    assert ThreadConfig().resolve(batching=True, cores=2) == (2, 2)
+    assert ThreadConfig().resolve(batching=True, cores=16) == (16, 16)
+    assert ThreadConfig().resolve(batching=False, cores=4) == (1, 4)  # every pool thread searches: 1 OpenMP thread each
     assert ThreadConfig(faiss_threads=3, grpc_workers=5).resolve(batching=True, cores=2) == (3, 5)
 
 
