@@ -193,3 +193,34 @@ def test_a_worker_that_cannot_start_ends_the_server(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "before it was ready" in done.stderr
+
+
+def test_every_worker_refuses_bad_input_streams_and_reflects(supervised: Supervised, models) -> None:  # type: ignore[no-untyped-def]
+    """The asyncio serving path in each worker process: errors with their codes and field names (the worker
+    keeps serving), ClassifyStream in order, health and reflection, over channels spread over both workers."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    x = models.blobs.x_query
+    expected = models.blobs_v1.classify(x[:6]).predictions
+    seen: set[str] = set()
+    for _ in range(8):
+        with grpc.insecure_channel(supervised.target, options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+            stub = knnserve_pb2_grpc.KnnServeStub(channel)
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.Classify(pb.ClassifyRequest(model="blobs", inputs=to_tensor(x[:2, :3])), timeout=10)
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "inputs.shape" in bad.value.details()
+            seen.add(dict(bad.value.trailing_metadata())[REQUEST_ID_KEY][:12])
+            with pytest.raises(grpc.RpcError) as unknown:
+                stub.Classify(pb.ClassifyRequest(model="nope", inputs=to_tensor(x[:1])), timeout=10)
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+            requests = [pb.ClassifyRequest(model="blobs", inputs=to_tensor(x[i:i + 1]), tag=str(i)) for i in range(6)]
+            answers = list(stub.ClassifyStream(iter(requests), timeout=10))
+            assert [a.tag for a in answers] == [str(i) for i in range(6)]
+            got = [int(np.frombuffer(a.knn.predictions.data, np.int64)[0]) for a in answers]
+            np.testing.assert_array_equal(got, expected)
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            listed = next(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+            assert "knnserve.v1.KnnServe" in {s.name for s in listed.list_services_response.service}
+    assert len(seen) == 2, "both workers should have answered some of the channels"
