@@ -8,6 +8,9 @@ Lifecycle (``knnserve serve`` runs :meth:`KnnServer.run`)::
     SIGTERM/INT    stop(): health NOT_SERVING while the listener still accepts calls for drain_s
                    (load balancers see it and stop sending), then no new calls, and calls in
                    flight get grace_s to finish
+
+With ``http_port`` set, the Open Inference Protocol's REST binding (``rest/``) serves beside it on
+a private event loop in a daemon thread (``_start_http``), ready and draining with the same health.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -41,6 +45,9 @@ from knnserve.service.open_inference import SERVICE_NAME as OPEN_INFERENCE_SERVI
 from knnserve.service.servicer import KnnServeServicer
 from knnserve_client.wire.inference import grpc_predict_v2_pb2_grpc
 from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
+
+if TYPE_CHECKING:
+    from knnserve.service.rest.endpoint import BackgroundHttp
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +126,9 @@ class KnnServer:
         self.health = GuardedHealthServicer(config.token)
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.http_port: int | None = None
         self._server: grpc.Server | None = None
+        self._http: BackgroundHttp | None = None
         self._model_names: set[str] = set()
         self._stop_requested = False
         self._reload_requested = False
@@ -170,6 +179,14 @@ class KnnServer:
             raise OSError(f"could not bind {address} (in use, or not an address of this machine)")
         server.start()
         self._server, self.port = server, port
+        if config.http_port is not None:
+            try:
+                self._http = self._start_http()
+            except BaseException:
+                server.stop(0).wait()
+                self._server = None
+                raise
+            self.http_port = self._http.port
         if config.metrics_port is not None:
             self.metrics_port = self.metrics.serve(config.metrics_port, config.metrics_host, ready=self.ready)
         log.info(
@@ -177,9 +194,26 @@ class KnnServer:
             extra={"address": f"{config.host}:{port}", "tls": config.tls is not None, "auth": config.token is not None,
                    "writes": config.online is not None,
                    "faiss_threads": self.faiss_threads, "grpc_workers": self.grpc_workers,
-                   "batching": config.batching.enabled, "metrics_port": self.metrics_port},
+                   "batching": config.batching.enabled, "metrics_port": self.metrics_port, "http_port": self.http_port},
         )
         return port
+
+    def _start_http(self) -> BackgroundHttp:
+        """The REST endpoint on a private event loop in a daemon thread (the one place this server starts it).
+
+        Its data-plane calls wait on that loop's default executor, sized and initialised like the gRPC
+        workers. A server that runs its own event loop would call ``start_http`` on it instead.
+        """
+        from knnserve.service.rest.endpoint import BackgroundHttp, start_http
+
+        config = self.config
+        executor = ThreadPoolExecutor(max_workers=self.grpc_workers, thread_name_prefix="rest-worker",
+                                      initializer=set_num_threads, initargs=(self.faiss_threads,))
+        tls = (config.tls.cert, config.tls.key) if config.tls is not None else None
+        return BackgroundHttp(executor, lambda: start_http(
+            self.plane, ready=self.ready, host=config.rest_host, port=config.http_port or 0, metrics=self.metrics,
+            token=config.token, write_token=config.write_token, max_body_bytes=config.limits.max_message_bytes, tls=tls,
+            reuse_port=config.reuse_port))
 
     def ready(self) -> bool:
         """True exactly when health "" is SERVING: models loaded and not shutting down."""
@@ -218,6 +252,8 @@ class KnnServer:
         self._tell_ready(ready)
 
     def _tell_ready(self, ready: bool) -> None:
+        if ready and self._server is None:
+            return  # models loaded before start() (run(load_first=True)): ready once the ports are bound
         if self._on_ready_change is not None:
             self._on_ready_change(ready)
 
@@ -237,9 +273,14 @@ class KnnServer:
         self._draining.set()
         self.health.enter_graceful_shutdown()
         self._tell_ready(False)
+        # Both listeners close at once; calls in flight on either get the same grace.
+        closing = self._http.begin_close(grace) if self._http is not None else None
         if self._server is not None:
             self._server.stop(grace).wait()
             self._server = None
+        if self._http is not None:
+            self._http.finish_close(closing, grace)
+            self._http = None
         self.registry.close()
         self.metrics.stop()
         log.info("stopped")
