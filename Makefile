@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml client/pyproject.toml $(DEV_LOCK)
 setup: $(STAMP) data-deps
 
 # Debian packages, only the missing ones. Both commands: dataset-fashion-mnist (the default dataset).
-# `make test` also: docker-compose (the test of deploy/compose.yaml runs `docker-compose config`),
+# `make test` also: curl (the REST tests run docs/service.md's curl lines as written),
+# docker-compose (the test of deploy/compose.yaml runs `docker-compose config`),
 # and chromium with chromium-driver (the inspection page's browser
 # tests drive headless Chromium through Selenium). Without apt-get or root, a note: Fashion-MNIST is
 # then downloaded on first use into ~/.cache/knnserve, while the compose check and the browser tests
@@ -39,6 +40,7 @@ setup: $(STAMP) data-deps
 DATA_PACKAGES = $(if $(wildcard $(FASHION_MNIST)),,dataset-fashion-mnist)
 IMAGE_PACKAGES = $(if $(shell command -v dockerd)$(wildcard /usr/sbin/dockerd /usr/bin/dockerd),,docker.io) $(if $(shell command -v mmdebstrap),,mmdebstrap)
 TEST_PACKAGES = $(DATA_PACKAGES) $(IMAGE_PACKAGES) \
+	$(if $(shell command -v curl),,curl) \
 	$(if $(shell command -v docker-compose),,docker-compose) \
 	$(if $(shell command -v chromium),,chromium) \
 	$(if $(shell command -v chromedriver),,chromium-driver)

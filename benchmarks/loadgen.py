@@ -12,7 +12,9 @@ inside the measurement window (after a warm-up), their latencies, and failures b
 A kind with ``protocol="v2"`` sends Open Inference Protocol ModelInfer requests with Triton's own
 client (tritonclient[grpc]) instead; its options are ``outputs`` (names) and ``parameters``. One run
 holds kinds of one protocol: tritonclient and knnserve_client define the same protobuf messages,
-which one process cannot import both of.
+which one process cannot import both of. ``protocol="rest"`` sends the same requests over HTTP/REST
+with tritonclient.http to the kind's own ``target`` (the server's REST address); option ``binary``
+(default true) sends the input and asks for the outputs as binary data, else as JSON.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Kind:
     method: str = "classify"
     rows: int = 1
     protocol: str = "v1"
+    target: str | None = None  # where this kind sends (a REST kind: the server's HTTP address); None: the run's
 
 
 @dataclass
@@ -125,10 +128,37 @@ def _v2_caller(target: str, model: str, kind: Kind) -> Iterator[Callable[[np.nda
         yield call
 
 
+@contextmanager
+def _rest_caller(target: str, model: str, kind: Kind) -> Iterator[Callable[[np.ndarray], str]]:
+    """A function sending one inference request over HTTP/REST with tritonclient.http; returns the status code's name."""
+    import tritonclient.http as triton_http
+    from tritonclient.utils import InferenceServerException
+
+    binary = bool(kind.options.get("binary", True))
+    outputs = [triton_http.InferRequestedOutput(name, binary_data=binary) for name in kind.options.get("outputs", [])] or None
+    parameters = kind.options.get("parameters")
+    client = triton_http.InferenceServerClient(url=target, network_timeout=120.0, connection_timeout=120.0)
+    try:
+
+        def call(rows: np.ndarray) -> str:
+            tensor = triton_http.InferInput("images", list(rows.shape), "UINT8" if rows.dtype == np.uint8 else "FP32")
+            tensor.set_data_from_numpy(rows, binary_data=binary)
+            try:
+                result = client.infer(model, [tensor], outputs=outputs, parameters=parameters)
+                result.as_numpy("predictions")
+                return "OK"
+            except InferenceServerException as error:
+                return f"HTTP {error.status()}"
+
+        yield call
+    finally:
+        client.close()
+
+
 def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]], start_at: float, begin: float,
             end: float, out: Any) -> None:
     """One process: one thread per (kind, client number); reports (kind, completed, latencies, failures) at the end."""
-    if len({kind.protocol for kind, _ in kinds}) > 1:
+    if {"v1", "v2"} <= {kind.protocol for kind, _ in kinds}:
         raise ValueError("one process cannot hold v1 and v2 clients (their protobuf messages clash)")
     results: list[tuple[str, int, list[float], Counter[str]]] = []
     lock = threading.Lock()
@@ -137,8 +167,8 @@ def _worker(target: str, x: np.ndarray, model: str, kinds: list[tuple[Kind, int]
         latencies: list[float] = []
         failures: Counter[str] = Counter()
         completed = 0
-        caller = _v2_caller if kind.protocol == "v2" else _v1_caller
-        with caller(target, model, kind) as call:
+        caller = {"v2": _v2_caller, "rest": _rest_caller}.get(kind.protocol, _v1_caller)
+        with caller(kind.target or target, model, kind) as call:
             i = number * 997
             while time.time() < start_at:  # wall clock: the one clock every process shares
                 time.sleep(0.001)

@@ -1,5 +1,5 @@
-"""The Open Inference Protocol on the real Fashion-MNIST: tritonclient's predictions equal Classify's on
-the same test rows, for a Flat and an HNSW bundle served side by side."""
+"""The Open Inference Protocol on the real Fashion-MNIST: tritonclient's predictions over gRPC and over REST
+(binary data and JSON) equal Classify's on the same test rows, for a Flat and an HNSW bundle served side by side."""
 
 from __future__ import annotations
 
@@ -26,24 +26,28 @@ def test_tritonclient_predictions_equal_classify(fashion_mnist, tmp_path: Path) 
     for name, index in (("fm-flat", "flat"), ("fm-hnsw", "hnsw")):
         model = KNNModel.fit(ds.x_train[:TRAIN_ROWS], ds.y_train[:TRAIN_ROWS], class_names=ds.class_names, index=index)
         model.save(tmp_path / "models" / name / "1", name=name)
-    server = KnnServer(ServeConfig(models_dir=tmp_path / "models", port=0, grace_s=1.0, drain_s=0.0))
+    server = KnnServer(ServeConfig(models_dir=tmp_path / "models", port=0, http_port=0, grace_s=1.0, drain_s=0.0))
     port = server.start()
     try:
         server.load_models()
         target = f"127.0.0.1:{port}"
         rows = ds.x_test[:300]
         np.save(tmp_path / "x.npy", rows)
-        steps = [{"call": "infer", "model": name, "input": str(tmp_path / "x.npy"), "outputs": ["predictions"]}
-                 for name in ("fm-flat", "fm-hnsw")]
+        steps = [{"call": "infer", "model": name, "input": str(tmp_path / "x.npy"), "outputs": ["predictions"], "binary": binary}
+                 for name in ("fm-flat", "fm-hnsw") for binary in (True, False)]
         (tmp_path / "steps.json").write_text(json.dumps(steps))
-        done = subprocess.run([sys.executable, str(PROBE), target, str(tmp_path / "steps.json")], capture_output=True,
-                              text=True, timeout=120)
-        assert done.returncode == 0, done.stderr[-3000:]
-        answers = json.loads(done.stdout)
+        answers = {}
+        for binding, address, flags in (("grpc", target, []), ("rest", f"127.0.0.1:{server.http_port}", ["--http"])):
+            done = subprocess.run([sys.executable, str(PROBE), *flags, address, str(tmp_path / "steps.json")],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr[-3000:]
+            answers[binding] = json.loads(done.stdout)
         with Client(target, timeout=30) as client:
-            for name, answer in zip(("fm-flat", "fm-hnsw"), answers):
-                expected = client.classify(name, rows).knn.predictions
-                np.testing.assert_array_equal(answer["ok"]["outputs"]["predictions"], expected)
+            for index, step in enumerate(steps):
+                expected = client.classify(step["model"], rows).knn.predictions
+                for binding in ("grpc", "rest"):
+                    np.testing.assert_array_equal(answers[binding][index]["ok"]["outputs"]["predictions"], expected,
+                                                  err_msg=f"{binding} {step}")
                 assert np.mean(expected == ds.y_test[:300]) > 0.75
     finally:
         server.stop(0)

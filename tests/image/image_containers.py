@@ -84,13 +84,14 @@ def token_file(folder: Path) -> tuple[str, Path]:
 
 @dataclass
 class Container:
-    """One running server container: its name, its gRPC and metrics ports on 127.0.0.1, its token."""
+    """One running server container: its name, its gRPC and metrics ports on 127.0.0.1, its token, its REST port."""
 
     name: str
     port: int
     metrics_port: int
     token: str
     started_at: float  # time.perf_counter() just before `docker run`
+    http_port: int = 0
 
     @property
     def target(self) -> str:
@@ -117,18 +118,20 @@ class Container:
 
 def run_container(models: Path, token_path: Path, *, extra_args: tuple[str, ...] = ()) -> Container:
     """Start IMAGE hardened as in compose, host network on free 127.0.0.1 ports, ``models`` mounted read-only."""
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port, http_port = free_port(), free_port(), free_port()
     name = NAME_PREFIX + uuid.uuid4().hex[:12]
     command = [
         "run", "--detach", "--name", name, "--network", "host", *HARDENING, *extra_args,
         "--volume", f"{models}:/models:ro", "--volume", f"{token_path}:{TOKEN_IN_CONTAINER}:ro",
         "--env", "KNNSERVE_HOST=127.0.0.1", "--env", f"KNNSERVE_PORT={port}",
         "--env", "KNNSERVE_METRICS_HOST=127.0.0.1", "--env", f"KNNSERVE_METRICS_PORT={metrics_port}",
+        # The image serves REST on 8000 by default: on the host network each container needs a port of its own.
+        "--env", f"KNNSERVE_HTTP_PORT={http_port}",
         IMAGE, "--models", "/models", "--grace", "20", "--faiss-threads", "2", "--token-file", TOKEN_IN_CONTAINER,
     ]
     started_at = time.perf_counter()
     docker(*command)
-    return Container(name, port, metrics_port, token_path.read_text().strip(), started_at)
+    return Container(name, port, metrics_port, token_path.read_text().strip(), started_at, http_port)
 
 
 def remove(container: Container) -> None:

@@ -1,7 +1,8 @@
 """The server image users deploy (knnserve:dev, built by `make image` from deploy/Dockerfile), run as
 deploy/compose.yaml runs it: read-only root, tmpfs, no capabilities, uid 10001, no new privileges, a
 read-only bundle folder and a token file. Its answers on 1,000 Fashion-MNIST rows equal the same
-bundle served outside the container, over both protocols; reload, drain and a CNN bundle work in it.
+bundle served outside the container, over both protocols (and the Open Inference Protocol over REST);
+reload, drain and a CNN bundle work in it.
 
 Needs docker and the built image: skipped without them, failed under KNNSERVE_REQUIRE_TOOLS=1
 (`make test` starts dockerd and builds the image first). Run alone with `pytest -m image`.
@@ -106,11 +107,12 @@ def container_of(request: pytest.FixtureRequest) -> Iterator[Any]:
         remove(container)
 
 
-def triton(target: str, steps: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+def triton(target: str, steps: list[dict[str, Any]], folder: Path, *, http: bool = False) -> list[dict[str, Any]]:
     """tritonclient's answers to ``steps`` (a subprocess: its protobuf modules clash with the server's)."""
     script = folder / "steps.json"
     script.write_text(json.dumps(steps))
-    done = subprocess.run([sys.executable, str(PROBE), target, str(script)], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, str(PROBE), *(["--http"] if http else []), target, str(script)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return list(json.loads(done.stdout))
 
@@ -171,7 +173,7 @@ def test_its_healthcheck_turns_healthy_and_the_probes_answer(served: Served) -> 
     assert health(container.target) == SERVING
 
 
-def test_predictions_equal_the_same_bundle_outside_over_both_protocols(served: Served) -> None:
+def test_predictions_equal_the_same_bundle_outside_over_every_binding(served: Served) -> None:
     container, rows = served.container, served.rows
     np.save(served.folder / "rows.npy", rows)
     infer = [{"call": "infer", "model": "fm", "input": str(served.folder / "rows.npy"), "outputs": ["predictions"],
@@ -189,6 +191,9 @@ def test_predictions_equal_the_same_bundle_outside_over_both_protocols(served: S
         inside = client.classify("fm", rows, return_neighbors=True)
     inside_infer = triton(container.target, infer, served.folder)[0]
     assert "ok" in inside_infer, inside_infer
+    inside_rest = triton(f"127.0.0.1:{container.http_port}", infer, served.folder, http=True)[0]  # the REST port
+    assert "ok" in inside_rest, inside_rest
+    np.testing.assert_array_equal(inside_rest["ok"]["outputs"]["predictions"], expected_infer)
     assert inside.knn is not None and expected.knn is not None and inside.neighbors is not None and expected.neighbors is not None
     np.testing.assert_array_equal(inside.knn.predictions, expected.knn.predictions)
     np.testing.assert_array_equal(inside.neighbors.ids, expected.neighbors.ids)

@@ -102,7 +102,7 @@ def test_errors_are_not_found_and_invalid_argument(shared_server, models, tmp_pa
     assert codes[1:7] == ["StatusCode.INVALID_ARGUMENT"] * 6, results
     assert "inputs[0].shape: expected (n, 6, 6) or (n, 36)" in results[1]["message"]
     assert "outputs: expected names among" in results[2]["message"]
-    assert "parameters.k: expected an int64_param" in results[4]["message"]
+    assert "parameters.k: expected an integer, got str 'five'" in results[4]["message"]
     assert "parameters.depth" in results[5]["message"]
     assert "ok" in results[8]  # and the server keeps serving
 

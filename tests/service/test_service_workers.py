@@ -39,6 +39,7 @@ class Supervised:
         supervising = next(r for r in records if r.get("msg") == "supervising")
         self.target = supervising["address"]
         self.metrics = f"http://127.0.0.1:{supervising['metrics_port']}"
+        self.rest = f"http://127.0.0.1:{supervising['http_port']}"
 
     def workers(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
@@ -77,7 +78,7 @@ def supervised(models, tmp_path: Path) -> Iterator[Supervised]:  # type: ignore[
     shutil.rmtree(root / "blobs" / "2")  # version 2 arrives later, by reload
     process = subprocess.Popen(
         [sys.executable, "-m", "knnserve.cli", "serve", "--models", str(root), "--port", "0", "--workers", "2",
-         "--metrics-port", "0", "--drain", "0.5", "--grace", "2", "--log-format", "json"],
+         "--metrics-port", "0", "--http-port", "0", "--drain", "0.5", "--grace", "2", "--log-format", "json"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )
     records: list[dict[str, Any]] = []
@@ -119,6 +120,21 @@ def test_both_workers_answer_and_the_probes_follow_them(supervised: Supervised, 
         status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
     assert status == health_pb2.HealthCheckResponse.SERVING
     assert supervised.http("/readyz")[0] == 200 and supervised.http("/livez")[0] == 200
+
+
+def test_both_workers_serve_the_rest_port(supervised: Supervised, models) -> None:  # type: ignore[no-untyped-def]
+    """Every worker binds the REST port too (SO_REUSEPORT): fresh connections reach both."""
+    x = models.blobs.x_query[:1]
+    body = json.dumps({"inputs": [{"name": "images", "datatype": "FP32", "shape": [1, 16], "data": x.tolist()}]}).encode()
+    ids = set()
+    for _ in range(CHANNELS):  # urllib opens a new connection per request
+        request = urllib.request.Request(f"{supervised.rest}/v2/models/blobs/infer", data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["model_version"] == "1"
+            ids.add(response.headers["x-request-id"][:12])
+    assert len(ids) == 2
+    with urllib.request.urlopen(f"{supervised.rest}/v2/health/ready", timeout=10) as response:
+        assert response.status == 200
 
 
 def test_metrics_are_summed_over_the_workers(supervised: Supervised, models) -> None:  # type: ignore[no-untyped-def]

@@ -34,6 +34,8 @@ ENVIRONMENT_DEFAULTS: dict[str, tuple[str, object, Ranged | None]] = {
     "port": ("KNNSERVE_PORT", DEFAULT_PORT, PORT),
     "metrics_port": ("KNNSERVE_METRICS_PORT", None, PORT),
     "metrics_host": ("KNNSERVE_METRICS_HOST", "127.0.0.1", None),
+    "http_port": ("KNNSERVE_HTTP_PORT", None, PORT),
+    "http_host": ("KNNSERVE_HTTP_HOST", None, None),
 }
 
 
@@ -94,6 +96,8 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         online=online_of(args),
         write_token=read_token(token_file=args.write_token_file) if args.write_token_file is not None else None,
+        http_port=args.http_port,
+        http_host=args.http_host,
     )
     configure_logging(args.log_level, json_lines=args.log_format == "json")
     if config.workers > 1:
@@ -126,7 +130,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``serve`` and ``demo``."""
-    parser = sub.add_parser("serve", help="serve model bundles over gRPC")
+    parser = sub.add_parser("serve", help="serve model bundles over gRPC (and, with --http-port, HTTP/REST)")
     add_common_options(parser, log_level="INFO")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--models", type=Path, default=None, help="folder of bundles laid out NAME/VERSION/")
@@ -180,6 +184,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                              f"until a snapshot (default: {DEFAULT_MAX_LOG_BYTES})")
     online.add_argument("--no-fsync", action="store_true",
                         help="acknowledge writes without fsync (tests only: a crash of the machine loses them)")
+    parser.add_argument("--http-port", type=PORT, default=None,
+                        help="also serve the Open Inference Protocol over HTTP/REST (KServe v2: /v2/..., curl, "
+                             "tritonclient.http) on this port, HTTPS with --tls-cert/--tls-key, the same token "
+                             "(default: $KNNSERVE_HTTP_PORT, else off; 0 picks one)")
+    parser.add_argument("--http-host", default=None,
+                        help="address of the HTTP/REST endpoint (default: $KNNSERVE_HTTP_HOST, else --host)")
     parser.add_argument("--metrics-port", type=PORT, default=None,
                         help="serve Prometheus /metrics and the HTTP probes /livez and /readyz on this port "
                              "(default: $KNNSERVE_METRICS_PORT, else off)")

@@ -1,1 +1,2 @@
-"""gRPC service: servicer, server bootstrap, batching, errors -> status, auth, metrics, model registry."""
+"""The service: gRPC (servicers, interceptors, auth, health, metrics, bootstrap) and, in rest/, the Open Inference
+Protocol over HTTP/REST."""

@@ -19,11 +19,13 @@ from knnserve_client.wire.errors import TokenRejectedError, WriteRefusedError
 AUTHORIZATION = "authorization"
 # Open without a token, so load balancers and probes work: the overall health ("" and the service
 # name; per-model health is checked in the health servicer itself) and the Open Inference
-# Protocol's server liveness and readiness (KServe's probes), which name no model.
+# Protocol's server liveness, readiness (KServe's probes) and metadata (name, version), which name
+# no model: the same three the REST binding leaves open (GET /v2, /v2/health/live, /v2/health/ready).
 OPEN_METHOD_PREFIXES = (
     "/grpc.health.v1.Health/",
     "/inference.GRPCInferenceService/ServerLive",
     "/inference.GRPCInferenceService/ServerReady",
+    "/inference.GRPCInferenceService/ServerMetadata",
 )
 WRITE_METHODS = frozenset(
     f"/knnserve.v1.KnnServe/{name}" for name in ("AddExamples", "RemoveExamples", "SnapshotModel")

@@ -91,6 +91,10 @@ class ServeConfig:
     # mapped index), one copy per process.
     online: OnlineConfig | None = None
     write_token: str | None = None
+    # The Open Inference Protocol over HTTP/REST (service/rest/) on a port of its own; None: off.
+    # Its host defaults to the gRPC one; with tls set it serves HTTPS with the same pair.
+    http_port: int | None = None
+    http_host: str | None = None
 
     def __post_init__(self) -> None:
         if (self.models_dir is None) == (self.model_dir is None):
@@ -114,6 +118,16 @@ class ServeConfig:
                                     "one without the other")
         if self.write_token is not None and self.write_token == self.token:
             raise InvalidInputError("write token", "a token different from the read token", "the same token")
+        if self.http_port is not None:
+            if not 0 <= self.http_port <= 65535:
+                raise InvalidInputError("http_port", "an integer between 0 and 65535", self.http_port)
+            if self.http_port != 0 and self.http_port == self.port and self.rest_host == self.host:
+                raise InvalidInputError("http_port", f"a port other than the gRPC port {self.port}", self.http_port)
+
+    @property
+    def rest_host(self) -> str:
+        """The address the HTTP/REST endpoint binds: ``http_host``, else the gRPC ``host``."""
+        return self.http_host if self.http_host is not None else self.host
 
     @property
     def cores(self) -> int:

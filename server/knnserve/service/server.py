@@ -8,10 +8,14 @@ Lifecycle (``knnserve serve`` runs :meth:`KnnServer.run`)::
     SIGTERM/INT    stop(): health NOT_SERVING while the listener still accepts calls for drain_s
                    (load balancers see it and stop sending), then no new calls, and calls in
                    flight get grace_s to finish
+
+With ``http_port`` set, the Open Inference Protocol's REST binding (``rest/``, aiohttp) serves beside
+it on the same event loop, ready and draining with the same health.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc import aio
@@ -43,6 +48,9 @@ from knnserve.service.rpc import CallPolicy, MethodTable
 from knnserve.service.servicer import KnnServeServicer
 from knnserve_client.wire.inference import grpc_predict_v2_pb2_grpc
 from knnserve_client.wire.v1 import knnserve_pb2, knnserve_pb2_grpc
+
+if TYPE_CHECKING:
+    from knnserve.service.rest.endpoint import HttpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +141,9 @@ class KnnServer:
         self.health = GuardedHealthServicer(self._loop.loop, config.token)
         self.port: int | None = None
         self.metrics_port: int | None = None
+        self.http_port: int | None = None
         self._server: aio.Server | None = None
+        self._http: HttpEndpoint | None = None
         self._model_names: set[str] = set()
         self._stop_requested = False
         self._reload_requested = False
@@ -161,7 +171,7 @@ class KnnServer:
             extra={"address": f"{config.host}:{self.port}", "tls": config.tls is not None, "auth": config.token is not None,
                    "writes": config.online is not None, "faiss_threads": self.faiss_threads,
                    "blocking_threads": self.blocking_threads, "batching": config.batching.enabled,
-                   "metrics_port": self.metrics_port},
+                   "metrics_port": self.metrics_port, "http_port": self.http_port},
         )
         return self.port
 
@@ -170,6 +180,8 @@ class KnnServer:
         config = self.config
         # The loop's thread searches too (requests too cheap to hand to a lane): OpenMP's count is per thread.
         set_num_threads(self.faiss_threads)
+        # asyncio.to_thread (the REST binding's large bodies) runs on the pool for blocking work too.
+        asyncio.get_running_loop().set_default_executor(self.blocking)
         limit = config.limits.max_message_bytes
         server = aio.server(
             options=[
@@ -196,8 +208,34 @@ class KnnServer:
         if port == 0:
             raise OSError(f"could not bind {address} (in use, or not an address of this machine)")
         await server.start()
+        if config.http_port is not None:
+            try:
+                self._http = await self._start_http()
+            except BaseException:
+                await server.stop(0)
+                raise
+            self.http_port = self._http.port
         self._server = server
         return port
+
+    async def _start_http(self) -> HttpEndpoint:
+        """On the loop: the Open Inference Protocol's REST endpoint (``rest/``), beside the gRPC server."""
+        from knnserve.service.rest.endpoint import start_http
+
+        config = self.config
+        tls = (config.tls.cert, config.tls.key) if config.tls is not None else None
+        return await start_http(
+            self.plane, ready=self.ready, host=config.rest_host, port=config.http_port or 0, metrics=self.metrics,
+            token=config.token, write_token=config.write_token, max_body_bytes=config.limits.max_message_bytes, tls=tls,
+            reuse_port=config.reuse_port)
+
+    @staticmethod
+    async def _close_listeners(server: aio.Server, http: HttpEndpoint | None, grace: float) -> None:
+        """Both listeners close at once; calls in flight on either get the same grace."""
+        closing = [server.stop(grace)]
+        if http is not None:
+            closing.append(http.close(grace))
+        await asyncio.gather(*closing)
 
     def ready(self) -> bool:
         """True exactly when health "" is SERVING: models loaded and not shutting down."""
@@ -240,6 +278,8 @@ class KnnServer:
         self._tell_ready(ready)
 
     def _tell_ready(self, ready: bool) -> None:
+        if ready and self._server is None:
+            return  # models loaded before start() (run(load_first=True)): ready once the ports are bound
         if self._on_ready_change is not None:
             self._on_ready_change(ready)
 
@@ -260,8 +300,9 @@ class KnnServer:
         self.health.shut_down_from_thread()
         self._tell_ready(False)
         if self._server is not None:
-            server, self._server = self._server, None
-            self._loop.call(server.stop(grace))
+            server, http = self._server, self._http
+            self._server = self._http = None
+            self._loop.call(self._close_listeners(server, http, grace))
         self.registry.close()
         self.metrics.stop()
         self.blocking.shutdown(wait=False, cancel_futures=True)

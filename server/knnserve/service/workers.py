@@ -4,11 +4,12 @@ One Python process serves requests on one interpreter lock; a machine with more 
 process keeps busy takes several. The supervisor (this module, the process ``knnserve serve``
 started) never creates a gRPC object itself; it
 
-* reserves the port (a socket bound with SO_REUSEPORT, so port 0 works too) and starts N worker
+* reserves the port (a socket bound with SO_REUSEPORT, so port 0 works too; the HTTP/REST port as
+  well when there is one) and starts N worker
   processes (``python -m knnserve.service.workers``: fresh interpreters, nothing inherited from
   this one, the configuration pickled over stdin), each a whole
-  :class:`KnnServer` bound to that port with SO_REUSEPORT, so the kernel spreads connections over
-  them (grpcio's own multiprocessing example does the same);
+  :class:`KnnServer` bound to that port (and the REST one) with SO_REUSEPORT, so the kernel spreads
+  connections over them (grpcio's own multiprocessing example does the same);
 * gives each worker its share of the cores for FAISS and gRPC threads, and has them map the index
   files (``ServeConfig.mmap``), so N processes hold one copy of an index's pages, not N;
 * serves the metrics port itself: ``/metrics`` summed over the workers (prometheus_client's
@@ -51,7 +52,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 RESTART_BACKOFF_S = 1.0
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
+def reserve_port(host: str, port: int, option: str = "--port") -> socket.socket:
     """A socket bound to (host, port) with SO_REUSEPORT, not listening: it holds the port (and picks
     one for port 0) until the workers have bound it too."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -61,7 +62,7 @@ def reserve_port(host: str, port: int) -> socket.socket:
         holder.bind((host, port))
     except OSError as exc:
         holder.close()
-        raise InvalidInputError("--port", "a port this server can bind", f"{host}:{port} ({exc.strerror})") from None
+        raise InvalidInputError(option, "a port this server can bind", f"{host}:{port} ({exc.strerror})") from None
     return holder
 
 
@@ -122,6 +123,7 @@ class WorkerSupervisor:
         self._stopping = False
         self._reload = False
         self.port: int | None = None
+        self.http_port: int | None = None
         self.metrics_port: int | None = None
 
     # -- what the probes see ---------------------------------------------------------------------
@@ -185,6 +187,13 @@ class WorkerSupervisor:
 
         config = self.config
         holder = reserve_port(config.host, config.port)
+        try:
+            # The REST port too: every worker binds it with SO_REUSEPORT, like the gRPC one.
+            http_holder = reserve_port(config.rest_host, config.http_port, "--http-port") if config.http_port is not None else None
+        except BaseException:
+            holder.close()
+            raise
+        holders = [h for h in (holder, http_holder) if h is not None]
         metrics_dir = tempfile.mkdtemp(prefix="knnserve-metrics-")
         previous_env = os.environ.get(MULTIPROC_ENV)
         os.environ[MULTIPROC_ENV] = metrics_dir  # inherited by the workers before they import prometheus_client
@@ -194,7 +203,8 @@ class WorkerSupervisor:
         status = 0
         try:
             self.port = int(holder.getsockname()[1])
-            worker_config = replace(config, port=self.port, metrics_port=None, reuse_port=True)
+            self.http_port = int(http_holder.getsockname()[1]) if http_holder is not None else None
+            worker_config = replace(config, port=self.port, http_port=self.http_port, metrics_port=None, reuse_port=True)
             for number in range(config.workers):
                 self._start(number, worker_config)
             if config.metrics_port is not None:
@@ -202,13 +212,15 @@ class WorkerSupervisor:
                                   ready=self.ready, live=self.live)
                 self.metrics_port = int(http.server_port)
             log.info("supervising", extra={"workers": config.workers, "address": f"{config.host}:{self.port}",
-                                           "metrics_port": self.metrics_port, "cores_each": config.cores})
+                                           "http_port": self.http_port, "metrics_port": self.metrics_port,
+                                           "cores_each": config.cores})
             holder_open = True
             while not self._stopping:
                 time.sleep(poll_s)
                 self._read_readiness()
                 if holder_open and self.ready():
-                    holder.close()  # every worker has bound the port; it stays reserved by them
+                    for held in holders:
+                        held.close()  # every worker has bound the port; it stays reserved by them
                     holder_open = False
                     log.info("all workers ready", extra={"workers": config.workers})
                 if self._reload:
@@ -224,7 +236,8 @@ class WorkerSupervisor:
             if http is not None:
                 http.shutdown()
                 http.server_close()
-            holder.close()
+            for held in holders:
+                held.close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
             if previous_env is None:

@@ -113,3 +113,32 @@ def test_a_bad_port_in_the_environment_is_one_line_exit_2(monkeypatch: pytest.Mo
     err = capsys.readouterr().err
     assert err.startswith("knnserve serve: error: environment variable KNNSERVE_METRICS_PORT: expected an integer between")
     assert "99999" in err and err.count("\n") == 1
+
+
+def test_serve_takes_the_http_port_from_the_environment_and_its_host_defaults_to_the_grpc_one(
+        monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from knnserve.cli.serve import apply_environment
+    from knnserve.service.config import ServeConfig
+
+    parser = build_parser()
+    for name in ("KNNSERVE_HTTP_PORT", "KNNSERVE_HTTP_HOST", "KNNSERVE_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    args = parser.parse_args(["serve", "--model", "m"])
+    apply_environment(args)
+    assert (args.http_port, args.http_host) == (None, None)  # off unless asked for
+    monkeypatch.setenv("KNNSERVE_HTTP_PORT", "8000")
+    args = parser.parse_args(["serve", "--model", "m", "--host", "0.0.0.0"])
+    apply_environment(args)
+    assert args.http_port == 8000
+    config = ServeConfig(model_dir=tmp_path, host=args.host, http_port=args.http_port, http_host=args.http_host)
+    assert config.rest_host == "0.0.0.0"
+    assert ServeConfig(model_dir=tmp_path, http_port=8000, http_host="127.0.0.2").rest_host == "127.0.0.2"
+    args = parser.parse_args(["serve", "--model", "m", "--http-port", "8001", "--http-host", "::1"])
+    apply_environment(args)
+    assert (args.http_port, args.http_host) == (8001, "::1")
+    monkeypatch.delenv("KNNSERVE_HTTP_PORT")
+    assert main(["serve", "--model", str(tmp_path), "--port", "7000", "--http-port", "7000"]) == 2
+    assert "http_port: expected a port other than the gRPC port 7000, got 7000" in capsys.readouterr().err
+    monkeypatch.setenv("KNNSERVE_HTTP_PORT", "70000")
+    assert main(["serve", "--model", str(tmp_path)]) == 2
+    assert "environment variable KNNSERVE_HTTP_PORT: expected an integer between" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The numpy core, the data plane and batch jobs load no protocol: they import with grpc and protobuf unimportable."""
+"""The numpy core, the data plane and batch jobs load no protocol: they import with grpc and protobuf unimportable
+(and so do the Open Inference Protocol's binding-neutral checks and model view, which the REST binding shares)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ sys.meta_path.insert(0, NoProtocol())
 modules = ["knnserve.query", "knnserve.model", "knnserve.consistency", "knnserve.answers", "knnserve.bundle",
            "knnserve.vote", "knnserve.index", "knnserve.kernels", "knnserve_client.wire.results",
            "knnserve_client.wire.model_info", "knnserve_client.wire.limits", "knnserve_client.wire.query",
-           "knnserve_client.wire.errors"]
+           "knnserve_client.wire.errors", "knnserve_client.wire.inference.tensors", "knnserve.service.inference"]
 for package in ("knnserve.dataplane", "knnserve.batch", "knnserve.batch.readers", "knnserve.batch.engines"):
     modules.append(package)
     modules += [f"{package}.{info.name}" for info in pkgutil.iter_modules(importlib.import_module(package).__path__)]

@@ -67,7 +67,8 @@ def pod_specs() -> dict[str, dict[str, Any]]:
 
 def serve_args(args: list[str], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """``args`` parsed by the real ``knnserve serve`` parser, with the environment applied as the server does."""
-    for name in ("KNNSERVE_HOST", "KNNSERVE_PORT", "KNNSERVE_METRICS_HOST", "KNNSERVE_METRICS_PORT"):
+    for name in ("KNNSERVE_HOST", "KNNSERVE_PORT", "KNNSERVE_METRICS_HOST", "KNNSERVE_METRICS_PORT", "KNNSERVE_HTTP_PORT",
+                 "KNNSERVE_HTTP_HOST"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -159,7 +160,8 @@ def test_the_server_container_agrees_with_the_cli_and_the_image(name: str, monke
     assert token["valueFrom"]["secretKeyRef"]["name"] == "knnserve-token"
     ports = {p["name"]: p["containerPort"] for p in server["ports"]}
     assert args.port in ports.values() and args.metrics_port == ports.get("metrics", 9100)
-    assert args.host == "0.0.0.0" and args.metrics_host == "0.0.0.0"
+    assert args.http_port == ports["http"] and args.http_port not in (args.port, args.metrics_port)  # the REST port
+    assert args.host == "0.0.0.0" and args.metrics_host == "0.0.0.0" and args.http_host is None  # REST binds --host
     for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
         if probe_name in server:
             probe = server[probe_name]["httpGet"]
@@ -171,6 +173,19 @@ def test_the_server_container_agrees_with_the_cli_and_the_image(name: str, monke
     if name != KSERVE.name:
         grace = spec["terminationGracePeriodSeconds"]
         assert args.drain + args.grace < grace
+
+
+def test_the_services_expose_the_rest_port_of_the_pods() -> None:
+    services = [doc for doc in all_kubernetes_documents() if doc["kind"] == "Service"]
+    assert len(services) == 2
+    container = next(iter(deployments().values()))["spec"]["template"]["spec"]["containers"][0]
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for service in services:
+        ports = {p["name"]: p for p in service["spec"]["ports"]}
+        assert ports["http"]["targetPort"] == "http" and "http" in named and ports["http"]["appProtocol"] == "http"
+        assert ports["grpc"]["targetPort"] == "grpc"
+    (predictor,) = documents(KSERVE)[0]["spec"]["predictor"]["containers"]
+    assert [p["name"] for p in predictor["ports"]] == ["h2c", "http"]  # KServe routes its first port: gRPC, as before
 
 
 def test_the_two_deployments_run_the_same_server() -> None:
@@ -229,7 +244,7 @@ def test_compose_service_binds_loopback_sizes_faiss_and_drops_privileges(monkeyp
     assert args.token_env == "KNNSERVE_TOKEN" and "KNNSERVE_TOKEN" in service["environment"]
     assert all(port.startswith("127.0.0.1:") for port in service["ports"])
     published = {int(port.rsplit(":", 1)[1]) for port in service["ports"]}
-    assert published == {args.port, args.metrics_port}
+    assert published == {args.port, args.http_port, args.metrics_port}
     assert service["read_only"] is True and "/home/knnserve/.cache:uid=10001,gid=10001" in service["tmpfs"]
     assert service["cap_drop"] == ["ALL"] and service["image"] != "knnserve:latest"
 
@@ -252,6 +267,7 @@ def test_hadolint_catches_an_unpinned_base_image(tmp_path: Path) -> None:
 def test_image_defaults_serve_every_interface_with_metrics_and_probes(monkeypatch: pytest.MonkeyPatch) -> None:
     args = serve_args(dockerfile_cmd(), dockerfile_env(), monkeypatch)
     assert (args.host, args.port, args.metrics_host, args.metrics_port) == ("0.0.0.0", 50051, "0.0.0.0", 9100)
+    assert args.http_port == 8000 and "EXPOSE 50051 8000 9100" in DOCKERFILE.read_text()
     assert args.models == Path("/models")
 
 
