@@ -19,6 +19,7 @@ from knnserve.dataplane.config import BatchConfig
 from knnserve.online.config import DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_ROWS_PER_ADD, OnlineConfig, OnlineLimits
 from knnserve.blas import DEFAULT_BLAS_THRESHOLD
 from knnserve.service.config import DEFAULT_PORT
+from knnserve.service.loop import EVENT_LOOPS
 from knnserve_client.wire.limits import (
     DEFAULT_MAX_EF_SEARCH,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -82,6 +83,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ),
         threads=ThreadConfig(faiss_threads=args.faiss_threads, grpc_workers=args.grpc_workers),
         reflection=not args.no_reflection,
+        event_loop=args.event_loop,
         tls=TlsConfig(cert=args.tls_cert, key=args.tls_key) if args.tls_cert is not None else None,
         token=token_of(args),
         blas_threshold=args.blas_threshold,
@@ -164,6 +166,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--blas-threshold", type=POSITIVE, default=DEFAULT_BLAS_THRESHOLD,
                         help=f"query rows from which exact search uses BLAS (default: {DEFAULT_BLAS_THRESHOLD})")
     parser.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto",
+                        help="the event loop that serves the calls: uvloop (libuv), asyncio (the standard library's), "
+                             "or auto, uvloop when it is installed (default: auto)")
     parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key (with --tls-cert)")
     add_token_options(parser)
