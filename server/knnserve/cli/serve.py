@@ -19,6 +19,7 @@ from knnserve.dataplane.config import BatchConfig
 from knnserve.online.config import DEFAULT_MAX_LOG_BYTES, DEFAULT_MAX_ROWS_PER_ADD, OnlineConfig, OnlineLimits
 from knnserve.blas import DEFAULT_BLAS_THRESHOLD
 from knnserve.service.config import DEFAULT_PORT
+from knnserve.service.loop import EVENT_LOOPS
 from knnserve_client.wire.limits import (
     DEFAULT_MAX_EF_SEARCH,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -81,9 +82,11 @@ def run_serve(args: argparse.Namespace) -> int:
             adaptive=not args.no_adaptive_wait,
             wait_fraction=args.batch_wait_fraction,
             unbatched_below_us=args.batch_unbatched_below_us,
+            lone_inline_below_us=args.batch_lone_inline_below_us,
         ),
         threads=ThreadConfig(faiss_threads=args.faiss_threads, grpc_workers=args.grpc_workers),
         reflection=not args.no_reflection,
+        event_loop=args.event_loop,
         tls=TlsConfig(cert=args.tls_cert, key=args.tls_key) if args.tls_cert is not None else None,
         token=token_of(args),
         blas_threshold=args.blas_threshold,
@@ -159,6 +162,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="adaptive mode: searches expected to take less than this many microseconds run at once on "
                              "the event loop's thread, unbatched (a hand-off costs more than they could save; 0 = off; "
                              f"default: {BatchConfig.unbatched_below_us})")
+    parser.add_argument("--batch-lone-inline-below-us", type=Ranged(int, 0), default=BatchConfig.lone_inline_below_us,
+                        help="adaptive mode: a lone request (no concurrent load) expected to take less than this many "
+                             "microseconds is searched on the event loop's thread instead of the model's search lane "
+                             f"(0 = off; default: {BatchConfig.lone_inline_below_us})")
     parser.add_argument("--no-adaptive-wait", action="store_true", help="always wait max-wait, even without concurrent load")
     parser.add_argument("--faiss-threads", type=POSITIVE, default=None, help="OpenMP threads per search (default: sized to the cores)")
     parser.add_argument("--grpc-workers", type=POSITIVE, default=None,
@@ -168,6 +175,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--blas-threshold", type=POSITIVE, default=DEFAULT_BLAS_THRESHOLD,
                         help=f"query rows from which exact search uses BLAS (default: {DEFAULT_BLAS_THRESHOLD})")
     parser.add_argument("--no-reflection", action="store_true", help="turn gRPC server reflection off")
+    parser.add_argument("--event-loop", choices=EVENT_LOOPS, default="auto",
+                        help="the event loop that serves the calls: uvloop (libuv), asyncio (the standard library's), "
+                             "or auto, uvloop when it is installed (default: auto)")
     parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate chain (with --tls-key)")
     parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key (with --tls-cert)")
     add_token_options(parser)

@@ -1,2 +1,2 @@
-"""The service: gRPC (servicers, interceptors, auth, health, metrics, bootstrap) and, in rest/, the Open Inference
+"""The service: gRPC on one asyncio loop (servicers, the RPC wrapper, auth, health, metrics, bootstrap) and, in rest/, the Open Inference
 Protocol over HTTP/REST."""

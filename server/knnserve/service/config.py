@@ -68,6 +68,8 @@ class ServeConfig:
     batching: BatchConfig = field(default_factory=BatchConfig)
     threads: ThreadConfig = field(default_factory=ThreadConfig)
     reflection: bool = True
+    # The event loop that serves the calls: auto (uvloop when installed), asyncio or uvloop (service/loop.py).
+    event_loop: str = "auto"
     tls: TlsConfig | None = None
     token: str | None = None
     blas_threshold: int = DEFAULT_BLAS_THRESHOLD
@@ -113,6 +115,8 @@ class ServeConfig:
             raise InvalidInputError("kernel", "auto or faiss", self.kernel)
         if self.workers < 1:
             raise InvalidInputError("workers", "an integer >= 1", self.workers)
+        if self.event_loop not in ("auto", "asyncio", "uvloop"):
+            raise InvalidInputError("event_loop", "auto, asyncio or uvloop", self.event_loop)
         if (self.online is None) != (self.write_token is None):
             raise InvalidInputError("online", "--online-dir and --write-token-file together (writes need the write token)",
                                     "one without the other")

@@ -122,7 +122,7 @@ class KnnServer:
             loader = functools.partial(KNNModel.load, mmap=config.mmap and config.online is None,
                                        extractor_threads=config.cores, kernel=config.kernel)
         threads = self.faiss_threads
-        self._loop = LoopThread()
+        self._loop = LoopThread(kind=config.event_loop)
         # With batching off every search runs here, one FAISS thread each; else writes and snapshots do.
         blocking_faiss = 1 if not config.batching.enabled else threads
         self.blocking = ThreadPoolExecutor(max_workers=self.blocking_threads, thread_name_prefix="blocking",
@@ -171,6 +171,7 @@ class KnnServer:
             extra={"address": f"{config.host}:{self.port}", "tls": config.tls is not None, "auth": config.token is not None,
                    "writes": config.online is not None, "faiss_threads": self.faiss_threads,
                    "blocking_threads": self.blocking_threads, "batching": config.batching.enabled,
+                   "event_loop": type(self._loop.loop).__module__.split(".")[0],
                    "metrics_port": self.metrics_port, "http_port": self.http_port},
         )
         return self.port

@@ -26,9 +26,10 @@ from knnserve_client.wire.query import KnnQuery
 class FakeIndex:
     """search(rows, query) -> distances = row value + column, ids = row value * 100 + column; records calls."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, *, busy: bool = False) -> None:
         self.calls: list[tuple[int, int, KnnQuery, str]] = []
         self.delay = delay
+        self.busy = busy
         self.gate = threading.Event()
         self.gate.set()
 
@@ -37,7 +38,12 @@ class FakeIndex:
         assert k is not None
         self.gate.wait(5)
         self.calls.append((rows.shape[0], k, query, threading.current_thread().name))
-        time.sleep(self.delay)
+        if self.busy:  # spend CPU, as a real search does
+            until = time.thread_time() + self.delay
+            while time.thread_time() < until:
+                pass
+        else:
+            time.sleep(self.delay)
         base = rows[:, :1].astype(np.int64)
         ids = base * 100 + np.arange(k)
         return ids.astype(np.float32), ids
@@ -210,7 +216,9 @@ def test_direct_searcher_searches_on_the_pool_and_checks_the_deadline(loop: Loop
 def test_adaptive_wait_is_a_fraction_of_the_last_search(loop: LoopThread) -> None:
     """After a merged batch whose search took 0.2 s, the next batch waits about 0.25 x 0.2 s for company."""
     index = FakeIndex(delay=0.2)
-    batcher = blocked(loop, index, BatchConfig(max_rows=100, max_wait_us=1_000_000, wait_fraction=0.25))
+    # The fake search sleeps (no CPU): keep the CPU-cost shortcuts out of this test of the wait.
+    batcher = blocked(loop, index, BatchConfig(max_rows=100, max_wait_us=1_000_000, wait_fraction=0.25,
+                                               unbatched_below_us=0, lone_inline_below_us=0))
     first = submit(loop, batcher, 0)  # lone: searched at once (no sign of load)
     time.sleep(0.05)
     merged = [submit(loop, batcher, i) for i in (1, 2)]
@@ -231,9 +239,9 @@ def test_searches_cheaper_than_a_hand_off_run_on_the_loop_unbatched(loop: LoopTh
     """Adaptive mode: once a lone search is measured below unbatched_below_us, requests are searched at once on
     the loop's thread (no hand-off); a model whose searches cost more keeps going to its lane."""
     for threshold_us, delay, expect_lane in ((10_000_000, 0.0, False), (1000, 0.02, True)):
-        index = FakeIndex(delay=delay)
-        batcher = DynamicBatcher(index.search, BatchConfig(max_wait_us=0, unbatched_below_us=threshold_us), loop.loop,
-                                 name="m")
+        index = FakeIndex(delay=delay, busy=True)  # the cost is the searching thread's CPU time: burn it
+        batcher = DynamicBatcher(index.search, BatchConfig(max_wait_us=0, unbatched_below_us=threshold_us,
+                                                           lone_inline_below_us=0), loop.loop, name="m")
         result(loop, submit(loop, batcher, 1))  # measured on the lane: the batcher knows no cost yet
         futures = on_loop(loop, lambda b=batcher: [b.submit(rows(i), KnnQuery(k=1), key="a", deadline=None)
                                                    for i in range(4)])
@@ -283,3 +291,19 @@ def test_row_aligned_extras_of_a_merged_search_are_split_back_whole(loop: LoopTh
     none = DirectSearcher(lambda r, q: (*index.search(r, q), None), loop.loop, None)
     assert result(loop, submit(loop, none, 4, k=2))[2] is None
     batcher.close()
+
+
+def test_a_lone_request_is_searched_on_the_loop_and_a_crowd_on_the_lane(loop: LoopThread) -> None:
+    """No concurrent load (a batch of one after a batch of one): the search runs on the loop's thread, sparing the
+    caller two thread switches; requests that arrive together still form one batch on the lane."""
+    index = FakeIndex(delay=0.001, busy=True)
+    batcher = DynamicBatcher(index.search, BatchConfig(max_wait_us=0, unbatched_below_us=0, lone_inline_below_us=50_000),
+                             loop.loop, name="m")
+    for i in range(3):  # the first is measured on the lane (no cost known yet), the next ones are searched on the loop
+        result(loop, submit(loop, batcher, i))
+    futures = on_loop(loop, lambda: [batcher.submit(rows(i), KnnQuery(k=1), key="a", deadline=None) for i in range(4)])
+    for future in futures:
+        result(loop, future)
+    batcher.close()
+    assert [(n, name) for n, _, _, name in index.calls] == [
+        (1, "search-m_0"), (1, "test-loop"), (1, "test-loop"), (4, "search-m_0")]
