@@ -128,3 +128,21 @@ def test_a_thousand_calls_in_flight_hold_no_thread_each(start_server, models) ->
     registry = server.metrics.registry
     searches = registry.get_sample_value("knnserve_batch_requests_count", {"model": "blobs:2"})
     assert searches is not None and searches <= calls / 10, searches
+
+
+@pytest.mark.parametrize("event_loop", ["auto", "asyncio", "uvloop"])
+def test_every_event_loop_serves_the_same_answers(start_server, models, event_loop: str) -> None:
+    """``serve --event-loop``: auto is uvloop (a dependency of the server), asyncio stays selectable."""
+    import asyncio
+
+    import uvloop
+
+    server, target = start_server(event_loop=event_loop)
+    expected_type = asyncio.BaseEventLoop if event_loop == "asyncio" else uvloop.Loop
+    assert isinstance(server._loop.loop, expected_type)
+    x = models.blobs2.x_query[:9]
+    with Client(target, timeout=20) as client:
+        result = client.classify("blobs", x, return_neighbors=True)
+    expected = models.blobs_v2.classify(x)
+    np.testing.assert_array_equal(result.knn.predictions, expected.predictions)
+    np.testing.assert_array_equal(result.neighbors.ids, expected.ids)

@@ -82,7 +82,6 @@ def run_serve(args: argparse.Namespace) -> int:
             adaptive=not args.no_adaptive_wait,
             wait_fraction=args.batch_wait_fraction,
             unbatched_below_us=args.batch_unbatched_below_us,
-            lone_inline_below_us=args.batch_lone_inline_below_us,
         ),
         threads=ThreadConfig(faiss_threads=args.faiss_threads, grpc_workers=args.grpc_workers),
         reflection=not args.no_reflection,
@@ -162,10 +161,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="adaptive mode: searches expected to take less than this many microseconds run at once on "
                              "the event loop's thread, unbatched (a hand-off costs more than they could save; 0 = off; "
                              f"default: {BatchConfig.unbatched_below_us})")
-    parser.add_argument("--batch-lone-inline-below-us", type=Ranged(int, 0), default=BatchConfig.lone_inline_below_us,
-                        help="adaptive mode: a lone request (no concurrent load) expected to take less than this many "
-                             "microseconds is searched on the event loop's thread instead of the model's search lane "
-                             f"(0 = off; default: {BatchConfig.lone_inline_below_us})")
     parser.add_argument("--no-adaptive-wait", action="store_true", help="always wait max-wait, even without concurrent load")
     parser.add_argument("--faiss-threads", type=POSITIVE, default=None, help="OpenMP threads per search (default: sized to the cores)")
     parser.add_argument("--grpc-workers", type=POSITIVE, default=None,

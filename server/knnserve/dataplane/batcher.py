@@ -177,12 +177,9 @@ class DynamicBatcher:
 
     def _too_cheap_to_batch(self, rows: int) -> bool:
         """Adaptive mode: the model's searches cost less per request than handing them to the lane would."""
-        return self._cheap_enough(rows, self._config.unbatched_below_us)
-
-    def _cheap_enough(self, rows: int, limit_us: int) -> bool:
-        """Adaptive mode: a search of ``rows`` rows is expected (measured cost per row) to take under ``limit_us``."""
         cost = self._row_cost_s
-        return self._config.adaptive and limit_us > 0 and cost is not None and cost * rows * 1e6 < limit_us
+        limit = self._config.unbatched_below_us
+        return self._config.adaptive and limit > 0 and cost is not None and cost * rows * 1e6 < limit
 
     def _search_now(self, item: _Pending) -> None:
         """Search ``item`` on the loop's thread: cheaper than any hand-off (microseconds of search)."""
@@ -273,17 +270,9 @@ class DynamicBatcher:
         if self._busy or not self._queue:
             return
         batch = self._take_batch()
-        lone = len(batch) == 1 and self._last_batch_requests <= 1
         self._last_batch_requests = len(batch)
         live = self._live(batch)
         if not live:
-            self._schedule()
-            return
-        if lone and self._cheap_enough(live[0].rows.shape[0], self._config.lone_inline_below_us):
-            # One request and no sign of concurrent load: nobody waits for the loop, so search here and
-            # spare the lone caller the two thread switches of the lane (most of a 1-row HNSW round trip).
-            self._search_now(live[0])
-            self._free_since = time.monotonic()
             self._schedule()
             return
         rows = live[0].rows if len(live) == 1 else np.concatenate([item.rows for item in live])

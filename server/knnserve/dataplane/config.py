@@ -29,10 +29,6 @@ class BatchConfig:
         event loop's thread instead of being handed to the model's search lane. The hand-off
         costs a thread switch each way, more than a search of a few tens of microseconds (a small
         HNSW index) could ever save by being merged. 0 turns it off.
-    lone_inline_below_us : adaptive mode only: a batch of one request, after a batch of one (no sign
-        of concurrent load), is searched on the loop's thread when it is expected to take less than
-        this, sparing a lone caller the lane's two thread switches; nobody else is waiting then,
-        and under load batches hold several requests and go to the lane. 0 turns it off.
     """
 
     enabled: bool = True
@@ -42,7 +38,6 @@ class BatchConfig:
     adaptive: bool = True
     wait_fraction: float = 0.25
     unbatched_below_us: int = 200
-    lone_inline_below_us: int = 2000
 
     def __post_init__(self) -> None:
         if self.max_rows < 1:
@@ -51,8 +46,6 @@ class BatchConfig:
             raise InvalidInputError("max_neighbors", "an integer >= 1", self.max_neighbors)
         if self.max_wait_us < 0:
             raise InvalidInputError("max_wait_us", "an integer >= 0", self.max_wait_us)
-        if self.lone_inline_below_us < 0:
-            raise InvalidInputError("lone_inline_below_us", "an integer >= 0", self.lone_inline_below_us)
         if self.unbatched_below_us < 0:
             raise InvalidInputError("unbatched_below_us", "an integer >= 0", self.unbatched_below_us)
         if not 0 <= self.wait_fraction <= 10:

@@ -218,7 +218,7 @@ def test_adaptive_wait_is_a_fraction_of_the_last_search(loop: LoopThread) -> Non
     index = FakeIndex(delay=0.2)
     # The fake search sleeps (no CPU): keep the CPU-cost shortcuts out of this test of the wait.
     batcher = blocked(loop, index, BatchConfig(max_rows=100, max_wait_us=1_000_000, wait_fraction=0.25,
-                                               unbatched_below_us=0, lone_inline_below_us=0))
+                                               unbatched_below_us=0))
     first = submit(loop, batcher, 0)  # lone: searched at once (no sign of load)
     time.sleep(0.05)
     merged = [submit(loop, batcher, i) for i in (1, 2)]
@@ -240,8 +240,8 @@ def test_searches_cheaper_than_a_hand_off_run_on_the_loop_unbatched(loop: LoopTh
     the loop's thread (no hand-off); a model whose searches cost more keeps going to its lane."""
     for threshold_us, delay, expect_lane in ((10_000_000, 0.0, False), (1000, 0.02, True)):
         index = FakeIndex(delay=delay, busy=True)  # the cost is the searching thread's CPU time: burn it
-        batcher = DynamicBatcher(index.search, BatchConfig(max_wait_us=0, unbatched_below_us=threshold_us,
-                                                           lone_inline_below_us=0), loop.loop, name="m")
+        batcher = DynamicBatcher(index.search, BatchConfig(max_wait_us=0, unbatched_below_us=threshold_us),
+                                 loop.loop, name="m")
         result(loop, submit(loop, batcher, 1))  # measured on the lane: the batcher knows no cost yet
         futures = on_loop(loop, lambda b=batcher: [b.submit(rows(i), KnnQuery(k=1), key="a", deadline=None)
                                                    for i in range(4)])
@@ -292,18 +292,3 @@ def test_row_aligned_extras_of_a_merged_search_are_split_back_whole(loop: LoopTh
     assert result(loop, submit(loop, none, 4, k=2))[2] is None
     batcher.close()
 
-
-def test_a_lone_request_is_searched_on_the_loop_and_a_crowd_on_the_lane(loop: LoopThread) -> None:
-    """No concurrent load (a batch of one after a batch of one): the search runs on the loop's thread, sparing the
-    caller two thread switches; requests that arrive together still form one batch on the lane."""
-    index = FakeIndex(delay=0.001, busy=True)
-    batcher = DynamicBatcher(index.search, BatchConfig(max_wait_us=0, unbatched_below_us=0, lone_inline_below_us=50_000),
-                             loop.loop, name="m")
-    for i in range(3):  # the first is measured on the lane (no cost known yet), the next ones are searched on the loop
-        result(loop, submit(loop, batcher, i))
-    futures = on_loop(loop, lambda: [batcher.submit(rows(i), KnnQuery(k=1), key="a", deadline=None) for i in range(4)])
-    for future in futures:
-        result(loop, future)
-    batcher.close()
-    assert [(n, name) for n, _, _, name in index.calls] == [
-        (1, "search-m_0"), (1, "test-loop"), (1, "test-loop"), (4, "search-m_0")]
