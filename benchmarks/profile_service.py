@@ -35,15 +35,18 @@ from servers import cpu_seconds  # noqa: E402
 # toward every part whose frame is on its stack.
 PARTS = {
     "gRPC server machinery and the event loop, inclusive (every handler runs under it)": (
-        "grpc/_server.py", "grpc/_cython", "asyncio/", "concurrent/futures/thread.py"),
+        "grpc/_server.py", "grpc/_cython", "asyncio/", "concurrent/futures/thread.py", "knnserve/service/loop.py"),
     "knnserve RPC wrapper (auth, request ids, decode, logs, metrics)": ("knnserve/service/rpc.py", "knnserve/service/auth.py"),
     "decode the request / encode the answer": ("knnserve/service/servicer.py", "knnserve_client/wire/"),
     "data plane (limits, resolve, batcher, vote, top-n)": ("knnserve/dataplane/",),
     "FAISS search": ("backend.py",),
     "Prometheus client": ("prometheus_client/",),
 }
-# Samples with no knnserve frame on the stack: gRPC's own work (polling, hand-offs, status) and the thread pool.
-OUTSIDE = "no knnserve code on the stack (gRPC, the event loop and thread pools alone)"
+# Samples with no knnserve frame on the stack but the loop's own (service/loop.py runs the event loop: with
+# uvloop, libuv and grpc.aio's Cython callbacks show up as that frame's own samples): gRPC's own work
+# (polling, completion, status), the event loop and the thread pools.
+OUTSIDE = "no knnserve code on the stack but the loop's (gRPC, the event loop and thread pools alone)"
+LOOP_FRAME = "knnserve/service/loop.py"
 
 
 def summarise(raw: Path, top: int) -> tuple[int, list[tuple[str, int]], dict[str, int]]:
@@ -61,7 +64,7 @@ def summarise(raw: Path, top: int) -> tuple[int, list[tuple[str, int]], dict[str
         for part, needles in PARTS.items():
             if any(needle in frame for frame in frames for needle in needles):
                 parts[part] += n
-        if not any(needle in frame for frame in frames for needle in ours):
+        if not any(needle in frame and LOOP_FRAME not in frame for frame in frames for needle in ours):
             parts[OUTSIDE] += n
     return total, own.most_common(top), {part: parts[part] for part in (*PARTS, OUTSIDE)}
 
