@@ -173,13 +173,14 @@ def wrap(method: str, handler: grpc.RpcMethodHandler, policy: CallPolicy) -> grp
             async for data in raw:
                 yield policy.decode(decode, data)
 
-    if kind == "unary_unary":
+    if kind.endswith("_unary"):
 
-        async def unary_unary(data: bytes, context: aio.ServicerContext) -> Any:
+        async def unary_response(request: Any, context: aio.ServicerContext) -> Any:
             call = start(context)
             try:
                 call.admit()
-                response = await behavior(policy.decode(decode, data), context)
+                response = await behavior(requests(request) if kind == "stream_unary" else policy.decode(decode, request),
+                                          context)
             except asyncio.CancelledError:
                 call.cancelled()
                 raise
@@ -194,30 +195,7 @@ def wrap(method: str, handler: grpc.RpcMethodHandler, policy: CallPolicy) -> grp
             finally:
                 call.close()
 
-        return factory(unary_unary, request_deserializer=None, response_serializer=handler.response_serializer)
-
-    if kind == "stream_unary":
-
-        async def stream_unary(raw: AsyncIterator[bytes], context: aio.ServicerContext) -> Any:
-            call = start(context)
-            try:
-                call.admit()
-                response = await behavior(requests(raw), context)
-            except asyncio.CancelledError:
-                call.cancelled()
-                raise
-            except aio.AbortError:
-                call.aborted()
-                raise
-            except Exception as error:
-                await call.fail(error)
-            else:
-                call.ok()
-                return response
-            finally:
-                call.close()
-
-        return factory(stream_unary, request_deserializer=None, response_serializer=handler.response_serializer)
+        return factory(unary_response, request_deserializer=None, response_serializer=handler.response_serializer)
 
     async def streaming(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
         call = start(context)
