@@ -273,7 +273,13 @@ class LiveModel:
         what it read (a no-op costing one ``fstat`` otherwise)."""
         if self._wal.moved():
             self.catch_up()
-        elif self._applied < self._theirs:
+            return
+        # A catch-up on another thread (the log watcher's) may have read the file, so it no longer
+        # looks moved, without having registered its records yet: it does both under the write lock,
+        # so taking that lock waits it out (uncontended, a fraction of a microsecond).
+        with self._write:
+            behind = self._applied < self._theirs
+        if behind:
             self._finish(self._theirs)
 
     def catch_up(self) -> None:
