@@ -95,11 +95,11 @@ class _Call:
         self.started = time.perf_counter()
         sent: list[str] = []
         authorization: list[str] = []
+        wanted = {REQUEST_ID_KEY: sent, AUTHORIZATION: authorization}
         for key, value in context.invocation_metadata() or ():
-            if key == REQUEST_ID_KEY:
-                sent.append(value if isinstance(value, str) else value.decode("latin-1"))
-            elif key == AUTHORIZATION:
-                authorization.append(value if isinstance(value, str) else value.decode("latin-1"))
+            values = wanted.get(key)
+            if values is not None:
+                values.append(value if isinstance(value, str) else value.decode("latin-1"))
         self.request_id = accept_request_id(sent)
         self.var_token = request_id_var.set(self.request_id)
         context.set_trailing_metadata(((REQUEST_ID_KEY, self.request_id),))

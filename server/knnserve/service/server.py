@@ -181,7 +181,7 @@ class KnnServer:
         config = self.config
         # The loop's thread searches too (requests too cheap to hand to a lane): OpenMP's count is per thread.
         set_num_threads(self.faiss_threads)
-        # asyncio.to_thread (the REST binding's large bodies) runs on the pool for blocking work too.
+        # asyncio.to_thread (writes, snapshots, the REST binding's large bodies) runs on the pool for blocking work.
         asyncio.get_running_loop().set_default_executor(self.blocking)
         limit = config.limits.max_message_bytes
         server = aio.server(
@@ -193,7 +193,7 @@ class KnnServer:
             ],
         )
         table = MethodTable()
-        knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane, self.blocking), table)  # type: ignore[arg-type]
+        knnserve_pb2_grpc.add_KnnServeServicer_to_server(KnnServeServicer(self.plane), table)  # type: ignore[arg-type]
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
             OpenInferenceServicer(self.plane, ready=self.ready), table)  # type: ignore[arg-type]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, table)  # type: ignore[arg-type]

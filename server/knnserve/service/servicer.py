@@ -2,25 +2,20 @@
 
 Its methods are coroutines on the server's event loop. Errors are not handled here: they propagate
 to the RPC wrapper (``rpc.py``), which maps them to status codes (``knnserve_client.wire.status``).
-Writes (a log append and fsync, a snapshot) block, so they run on the server's pool of threads for
-blocking work, never on the loop.
+Writes (a log append and fsync, a snapshot) block, so they run in ``asyncio.to_thread``: on the loop's
+default executor, which the server sets to its pool for blocking work; never on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 from grpc import aio
 
 from knnserve.dataplane import DataPlane, PendingClassify
 from knnserve.service.streaming import classify_stream
-
-T = TypeVar("T")
 from knnserve_client.wire.v1 import knnserve_pb2 as pb
 from knnserve_client.wire.v1 import knnserve_pb2_grpc
 from knnserve_client.wire.v1.codec import heads_from, query_from, to_proto, version_from
@@ -41,14 +36,10 @@ def deadline_of(context: aio.ServicerContext) -> float | None:
 class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
     """Implements knnserve.v1.KnnServe over a DataPlane."""
 
-    def __init__(self, plane: DataPlane, blocking: ThreadPoolExecutor | None = None, *, stream_window: int = 8) -> None:
+    def __init__(self, plane: DataPlane, *, stream_window: int = 8) -> None:
         self._plane = plane
-        self._blocking = blocking
         self._limits = to_proto(plane.limits)
         self._stream_window = stream_window
-
-    async def _off_loop(self, work: Callable[..., T], *args: object, **kwargs: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._blocking, functools.partial(work, *args, **kwargs))
 
     def _start(self, request: pb.ClassifyRequest, deadline: float | None) -> PendingClassify:
         version = version_from(request)
@@ -88,17 +79,17 @@ class KnnServeServicer(knnserve_pb2_grpc.KnnServeServicer):
 
     async def AddExamples(self, request: pb.AddExamplesRequest, context: aio.ServicerContext) -> pb.AddExamplesResponse:
         inputs = from_tensor(request.inputs, field="inputs", allowed=INPUT_WIRE_DTYPES)
-        return to_proto(await self._off_loop(self._plane.writer.add, request.model, inputs, list(request.labels),
-                                             request_id=request.request_id))
+        return to_proto(await asyncio.to_thread(self._plane.writer.add, request.model, inputs, list(request.labels),
+                                                request_id=request.request_id))
 
     async def RemoveExamples(self, request: pb.RemoveExamplesRequest,
                              context: aio.ServicerContext) -> pb.RemoveExamplesResponse:
-        return to_proto(await self._off_loop(self._plane.writer.remove, request.model, list(request.ids),
-                                             request_id=request.request_id))
+        return to_proto(await asyncio.to_thread(self._plane.writer.remove, request.model, list(request.ids),
+                                                request_id=request.request_id))
 
     async def SnapshotModel(self, request: pb.SnapshotModelRequest,
                             context: aio.ServicerContext) -> pb.SnapshotModelResponse:
-        return to_proto(await self._off_loop(self._plane.writer.snapshot, request.model))
+        return to_proto(await asyncio.to_thread(self._plane.writer.snapshot, request.model))
 
 
 __all__ = ["KnnServeServicer", "deadline_of"]
