@@ -106,6 +106,9 @@ def main() -> int:
     parser.add_argument("--label-smoothing", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--max-lr", type=float, default=None)
+    parser.add_argument("--margin", type=float, default=None, help="additive cosine margin of the cosine head")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout before the embedding layer")
+    parser.add_argument("--head-dropout", type=float, default=None, help="dropout between the embedding and the class scores")
     parser.add_argument("--quick", action="store_true",
                         help="stop after the pipeline (network, k-NN, linear head, test): no baselines, HNSW, timings or gRPC")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads (default: 2)")
@@ -129,7 +132,8 @@ def main() -> int:
 
     overrides = {name: value for name, value in (
         ("epochs", args.epochs), ("precision", args.precision), ("head", args.head), ("label_smoothing", args.label_smoothing),
-        ("batch_size", args.batch_size), ("max_lr", args.max_lr)) if value is not None}
+        ("batch_size", args.batch_size), ("max_lr", args.max_lr), ("margin", args.margin), ("dropout", args.dropout),
+        ("head_dropout", args.head_dropout)) if value is not None}
     cnn_config = CnnConfig(threads=args.threads, seed=args.seed, **overrides)
     args.arch = args.arch or DEFAULT_ARCH
 

@@ -42,9 +42,9 @@ def main() -> int:
     torch = require_torch()
     from torch.nn import functional as F
 
-    from knnserve.machine import cpu_model
+    from knnserve.machine import cpu_flags, cpu_model
     from knnserve.training.cnn import EmbeddingNet
-    from knnserve.training.precision import cpu_flags, has_bf16
+    from knnserve.training.precision import has_bf16
 
     torch.set_num_threads(args.threads)
     flags = cpu_flags() or frozenset()

@@ -228,7 +228,7 @@ def train_on_features(
     spec = parse_features(features.features)
     check_features_available(spec)  # the extra or the file missing: fail before any work
     if spec.kind == "cnn":  # an impossible index/metric pair fails before minutes of training
-        resolve_spec(knn.index, n=len(dataset.y_train), d=ARCHITECTURES[spec.arch][2], metric=knn.metric, storage=knn.storage)
+        resolve_spec(knn.index, n=len(dataset.y_train), d=ARCHITECTURES[spec.arch].embedding, metric=knn.metric, storage=knn.storage)
     if knn.preprocess != "auto":
         parse_knn_preprocess(knn.preprocess)
     if knn.choose_k and knn.defaults.k is not None:

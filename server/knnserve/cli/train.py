@@ -135,8 +135,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         'pip install "knnserve[cnn]"); the index and the linear head then work on its embeddings. Serving needs only '
         "onnxruntime. See docs/features.md.")
     learned.add_argument("--features", default="pixels",
-                         help="what the heads work on: pixels; cnn (= cnn:small, 242k parameters), cnn:mid (two convolutions "
-                              "in the second and third blocks), cnn:wide (two convolutions a block), cnn:tiny (for smoke tests); or onnx:PATH, an image model of your own "
+                         help="what the heads work on: pixels; cnn (= cnn:small7, 897k parameters: three convolution blocks, the "
+                              "last one's 7x7 map into the 128-d embedding), cnn:small (the last map pooled to 3x3, 242k), "
+                              "cnn:mid (two convolutions in the second and third blocks), cnn:wide (two convolutions a "
+                              "block), cnn:tiny (for smoke tests); or onnx:PATH, an image model of your own "
                               "(float32 [batch, C, H, W] or [batch, H, W, C] in, [batch, D] out; checked against the "
                               "dataset's images here) (default: pixels)")
     learned.add_argument("--epochs", type=Ranged(int, 1, 1000), default=CNN_DEFAULTS.epochs,

@@ -1,15 +1,18 @@
 """The embedding network and its training loop (torch; imported only by ``knnserve train --features cnn``).
 
-Network (``small``, 242k parameters on 28x28x1): three blocks of Conv3x3 (32, 64, 128 channels, no
-bias) -> BatchNorm -> ReLU -> MaxPool2, then Dropout 0.25 -> Linear(128*3*3, 128, no bias) ->
-BatchNorm1d -> ReLU = the embedding; Dropout 0.3 -> the class scores only while training: a
-Linear(128, classes) (``head="linear"``) or the scaled cosine between the normalised embedding and
-each class's normalised weights (``head="cosine"``). ``config.ARCHITECTURES`` lists how many
-convolutions each block has (``wide``: two in every block). Input normalisation (per-channel mean
-and standard deviation of the training images) is inside the network, so it takes pixels in [0, 1].
+Network (the default ``small7``, 897k parameters on 28x28x1): three blocks of Conv3x3 (32, 64, 128
+channels, no bias) -> BatchNorm -> ReLU, the first two followed by MaxPool2, the last keeping its 7x7
+map; then Linear(128*7*7, 128, no bias) -> BatchNorm1d -> ReLU = the embedding; the class scores,
+only while training, are the scaled cosine between the normalised embedding and each class's
+normalised weights (``head="cosine"``, trained with an additive margin on the true class) or a
+Linear(128, classes) (``head="linear"``). ``small`` pools the last block too (7x7 -> 3x3, 242k
+parameters); ``config.ARCHITECTURES`` lists every network. Dropout before the embedding layer and
+before the scores is 0 by default (``CnnConfig.dropout``/``head_dropout``). Input normalisation
+(per-channel mean and standard deviation of the training images) is inside the network, so it takes
+pixels in [0, 1].
 
 Training: AdamW (weight decay 0.01), one-cycle learning rate (max 3e-3, 25% warm-up) over the
-epoch budget, batches of 128, channels_last, cross-entropy (optionally label-smoothed), bfloat16
+epoch budget, batches of 128, channels_last, cross-entropy (label-smoothed 0.1 by default), bfloat16
 autocast where the processor has bf16 instructions (``precision.py``), augmentation = a random crop
 from a 2-pixel zero pad and (unless turned off) a horizontal flip. Each epoch is scored on the
 validation rows (in float32); training stops after ``patience`` epochs without a better validation
@@ -42,28 +45,29 @@ class EmbeddingNet(nn.Module):
     """Conv blocks -> an embedding (``embed``) -> class scores (``forward``, training only)."""
 
     def __init__(self, image_chw: tuple[int, int, int], n_classes: int, arch: str, mean: np.ndarray, std: np.ndarray,
-                 head: str = "linear", cosine_scale: float = 16.0) -> None:
+                 head: str = "linear", cosine_scale: float = 16.0, dropout: float = 0.0, head_dropout: float = 0.0) -> None:
         super().__init__()
-        widths, convs, embedding = ARCHITECTURES[arch]
+        spec = ARCHITECTURES[arch]
         channels, h, w = image_chw
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, channels, 1, 1))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(1, channels, 1, 1))
         layers: list[nn.Module] = []
-        for width, block_convs in zip(widths, convs):
+        for block, (width, block_convs) in enumerate(zip(spec.widths, spec.convs)):
             for _ in range(block_convs):
                 layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
                 channels = width
-            if min(h, w) >= 2:  # tiny test images run out of pixels to pool
+            last = block == len(spec.widths) - 1
+            if min(h, w) >= 2 and (spec.pool_last or not last):  # tiny test images run out of pixels to pool
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
         self.blocks = nn.Sequential(*layers)
         self.embedding = nn.Sequential(
-            nn.Flatten(), nn.Dropout(0.25), nn.Linear(channels * h * w, embedding, bias=False),
-            nn.BatchNorm1d(embedding), nn.ReLU(inplace=True),
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * h * w, spec.embedding, bias=False),
+            nn.BatchNorm1d(spec.embedding), nn.ReLU(inplace=True),
         )
-        scores = nn.Linear(embedding, n_classes) if head == "linear" else CosineScores(embedding, n_classes, cosine_scale)
-        self.classifier = nn.Sequential(nn.Dropout(0.3), scores)
-        self.embedding_dim = embedding
+        scores = nn.Linear(spec.embedding, n_classes) if head == "linear" else CosineScores(spec.embedding, n_classes, cosine_scale)
+        self.classifier = nn.Sequential(nn.Dropout(head_dropout), scores)
+        self.embedding_dim = spec.embedding
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The embedding of images (n, C, H, W) with pixels in [0, 1]."""
@@ -173,6 +177,14 @@ def _crop(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
     return flat.gather(2, (rows * wp + cols).reshape(n, c, -1)).reshape(rows.shape)
 
 
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, config: CnnConfig) -> torch.Tensor:
+    """Cross-entropy (label-smoothed by ``config.label_smoothing``) of class scores; with ``config.margin``, the
+    true class's cosine is lowered by the margin first (the scores are ``cosine_scale`` x cosine)."""
+    if config.margin:
+        logits = logits - (config.margin * config.cosine_scale) * F.one_hot(labels, logits.shape[1]).to(logits.dtype)
+    return F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+
+
 @torch.no_grad()
 def predict_logits(net: nn.Module, x: torch.Tensor, batch: int = 1024) -> torch.Tensor:
     """Class scores of NCHW images in eval mode."""
@@ -221,7 +233,8 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
     chw = (int(fit.shape[1]), int(fit.shape[2]), int(fit.shape[3]))
     mean = fit.mean(dim=(0, 2, 3)).numpy()
     std = fit.std(dim=(0, 2, 3)).clamp_min(1e-3).numpy()
-    net = EmbeddingNet(chw, n_classes, config.arch, mean, std, config.head, config.cosine_scale).to(memory_format=torch.channels_last)
+    net = EmbeddingNet(chw, n_classes, config.arch, mean, std, config.head, config.cosine_scale, config.dropout,
+                       config.head_dropout).to(memory_format=torch.channels_last)
     precision = resolve_precision(config.precision)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.max_lr, weight_decay=config.weight_decay)
     steps = max(1, -(-fit.shape[0] // config.batch_size))
@@ -244,7 +257,7 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
             y = labels[rows]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 logits = net(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+                loss = training_loss(logits, y, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -283,4 +296,4 @@ def _train(x_fit: np.ndarray, y_fit: np.ndarray, x_val: np.ndarray, y_val: np.nd
 
 
 __all__ = ["ARCHITECTURES", "CnnConfig", "CosineScores", "Embedder", "EmbeddingNet", "TrainedNetwork", "embed", "pixel_scale", "predict_logits",
-           "to_nchw", "train_network"]
+           "to_nchw", "train_network", "training_loss"]

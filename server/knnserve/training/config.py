@@ -8,14 +8,27 @@ from typing import Any
 
 from knnserve.errors import InvalidInputError
 
-# name -> (channels of the three blocks, convolutions of each block, embedding size)
-ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
-    "tiny": ((8, 16, 16), (1, 1, 1), 16),  # for tests and smoke runs: seconds on a few hundred images
-    "small": ((32, 64, 128), (1, 1, 1), 128),
-    "mid": ((32, 64, 128), (1, 2, 2), 128),
-    "wide": ((32, 64, 128), (2, 2, 2), 128),
+@dataclass(frozen=True)
+class Architecture:
+    """The convolutional part of the embedding network: ``widths[i]`` channels and ``convs[i]`` 3x3
+    convolutions in block i, each block but the last followed by a 2x2 max-pool; the last block is
+    pooled too when ``pool_last``. The embedding has ``embedding`` dimensions."""
+
+    widths: tuple[int, ...]
+    convs: tuple[int, ...]
+    embedding: int
+    pool_last: bool = True
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "tiny": Architecture((8, 16, 16), (1, 1, 1), 16),  # for tests and smoke runs: seconds on a few hundred images
+    "small": Architecture((32, 64, 128), (1, 1, 1), 128),
+    "small7": Architecture((32, 64, 128), (1, 1, 1), 128, pool_last=False),
+    "mid": Architecture((32, 64, 128), (1, 2, 2), 128),
+    "wide": Architecture((32, 64, 128), (2, 2, 2), 128),
 }
-DEFAULT_ARCH = "small"  # what ``--features cnn`` means
+DEFAULT_ARCH = "small7"  # what ``--features cnn`` means
+DEFAULT_MARGIN = 0.2  # the cosine head's additive margin unless one is given
 PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
 HEADS: tuple[str, ...] = ("linear", "cosine")
 
@@ -28,7 +41,12 @@ class CnnConfig:
     instructions (``knnserve.training.precision``) and in float32 elsewhere; ``bf16`` and ``fp32``
     force one. The exported network is float32 either way. ``head``: ``linear`` scores classes with
     a linear layer on the embedding; ``cosine`` with the cosine between the L2-normalised embedding
-    and each class's normalised weight vector, times ``cosine_scale`` (a temperature of 1/scale).
+    and each class's normalised weight vector, times ``cosine_scale`` (a temperature of 1/scale);
+    ``margin`` (cosine head only; ``None`` means ``DEFAULT_MARGIN`` there and 0 with the linear head)
+    is subtracted from the true class's cosine while training (an additive cosine margin, as CosFace
+    does), which packs each class tighter around its direction.
+    ``dropout`` applies before the embedding's linear layer, ``head_dropout`` between the embedding
+    and the class scores.
     """
 
     arch: str = DEFAULT_ARCH
@@ -43,6 +61,9 @@ class CnnConfig:
     label_smoothing: float = 0.1
     head: str = "cosine"
     cosine_scale: float = 16.0
+    margin: float | None = None  # None: DEFAULT_MARGIN with the cosine head, 0 with the linear head
+    dropout: float = 0.0
+    head_dropout: float = 0.0
     precision: str = "auto"
     threads: int | None = None
     seed: int = 0
@@ -60,10 +81,20 @@ class CnnConfig:
             raise InvalidInputError("label_smoothing", "a number in [0, 1)", self.label_smoothing)
         if not self.cosine_scale > 0:
             raise InvalidInputError("cosine_scale", "a number > 0", self.cosine_scale)
+        if self.margin is None:
+            object.__setattr__(self, "margin", DEFAULT_MARGIN if self.head == "cosine" else 0.0)
+        assert self.margin is not None
+        if not 0.0 <= self.margin < 1.0:
+            raise InvalidInputError("margin", "a number in [0, 1)", self.margin)
+        if self.margin and self.head != "cosine":
+            raise InvalidInputError("margin", "0 with head='linear' (the margin is on the cosine head's scores)", self.margin)
+        for name in ("dropout", "head_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise InvalidInputError(name, "a number in [0, 1)", getattr(self, name))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields."""
         return asdict(self)
 
 
-__all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "HEADS", "PRECISIONS", "CnnConfig"]
+__all__ = ["ARCHITECTURES", "DEFAULT_ARCH", "Architecture", "HEADS", "PRECISIONS", "CnnConfig"]

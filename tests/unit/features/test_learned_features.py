@@ -135,7 +135,7 @@ def test_without_the_extra_train_fails_at_once_in_one_line(monkeypatch: pytest.M
     status = main(["train", "--features", "cnn", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1, err
-    assert 'knnserve train: error: --features cnn:small trains a network with PyTorch, which is not installed; ' \
+    assert 'knnserve train: error: --features cnn:small7 trains a network with PyTorch, which is not installed; ' \
            'install the extra: pip install "knnserve[cnn]"' in err
     assert not (tmp_path / "b").exists()
 
