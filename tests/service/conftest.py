@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -88,3 +91,27 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, models: Fixture) -> 
 def client(shared_server: tuple[KnnServer, str]) -> Iterator[Client]:
     with Client(shared_server[1], timeout=10) as c:
         yield c
+
+
+@pytest.fixture
+def curl() -> str:
+    """The curl executable; a missing one skips the test, or fails it under KNNSERVE_REQUIRE_TOOLS (``make test``)."""
+    found = shutil.which("curl")
+    if found is None:
+        if os.environ.get("KNNSERVE_REQUIRE_TOOLS"):
+            pytest.fail("curl is not installed (make test-deps installs it)")
+        pytest.skip("curl is not installed")
+    return found
+
+
+@pytest.fixture
+def self_signed_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed EC certificate for localhost and its key (PEM files in tmp_path), made with openssl."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )
+    return cert, key

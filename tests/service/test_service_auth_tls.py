@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -59,14 +58,8 @@ def test_read_token_from_file_and_env(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
-def test_tls_with_a_self_signed_certificate(start_server, models, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
-    )
+def test_tls_with_a_self_signed_certificate(start_server, models, self_signed_cert: tuple[Path, Path]) -> None:
+    cert, key = self_signed_cert
     _, target = start_server(tls=TlsConfig(cert=cert, key=key), token=TOKEN)
     x = models.blobs.x_query[:3]
     with Client(target, timeout=10, tls=cert, tls_server_name="localhost", token=TOKEN) as client:

@@ -298,7 +298,7 @@ def test_oversized_bodies_are_refused_before_they_are_read(start_server, models)
     # Declared too large: the answer comes without the body ever being sent.
     for expect in ({}, {"Expect": "100-continue"}):
         with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as raw:
-            head = [f"POST /v2/models/pixels/infer HTTP/1.1", "Host: x", "Content-Length: 100000000",
+            head = ["POST /v2/models/pixels/infer HTTP/1.1", "Host: x", "Content-Length: 100000000",
                     *(f"{k}: {v}" for k, v in expect.items()), "", ""]
             raw.sendall("\r\n".join(head).encode())
             answer = raw.recv(65536).decode()
@@ -374,15 +374,9 @@ def test_a_busy_http_port_fails_the_start_and_frees_the_grpc_port(models) -> Non
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
-def test_https_with_the_grpc_servers_certificate(start_server, models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    curl = _curl()
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost"],
-        check=True, capture_output=True,
-    )
+def test_https_with_the_grpc_servers_certificate(start_server, models, self_signed_cert: tuple[Path, Path],
+                                                  curl: str) -> None:  # type: ignore[no-untyped-def]
+    cert, key = self_signed_cert
     server, _ = start_server(http_port=0, tls=TlsConfig(cert=cert, key=key))
     port = server.http_port
     secure = subprocess.run([curl, "-sS", "--cacert", str(cert), "--resolve", f"localhost:{port}:127.0.0.1",
@@ -393,17 +387,6 @@ def test_https_with_the_grpc_servers_certificate(start_server, models, tmp_path:
     np.testing.assert_array_equal(predictions, models.blobs_v2.classify(models.blobs.x_query[:3]).predictions)
     plaintext = subprocess.run([curl, "-sS", f"http://127.0.0.1:{port}/v2/health/live"], capture_output=True, text=True, timeout=30)
     assert plaintext.returncode != 0 or "200" not in plaintext.stdout
-
-
-def _curl() -> str:
-    found = shutil.which("curl")
-    if found is None:
-        import os
-
-        if os.environ.get("KNNSERVE_REQUIRE_TOOLS"):
-            pytest.fail("curl is not installed (make test-deps installs it)")
-        pytest.skip("curl is not installed")
-    return found
 
 
 def test_concurrent_one_row_requests_all_answer_like_classify(rest_server, models) -> None:  # type: ignore[no-untyped-def]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,15 +37,6 @@ def doc_blocks() -> list[list[str]]:
     rest = text.split(MARKER, 1)[1]
     blocks = [part.split("\n```", 1)[0] for part in rest.split("```sh\n")[1:3]]
     return [[line for line in block.splitlines() if line.strip()] for block in blocks]
-
-
-def curl() -> str:
-    found = shutil.which("curl")
-    if found is None:
-        if os.environ.get("KNNSERVE_REQUIRE_TOOLS"):
-            pytest.fail("curl is not installed (make test-deps installs it)")
-        pytest.skip("curl is not installed")
-    return found
 
 
 def run_lines(lines: list[str], folder: Path, port: int) -> list[str]:
@@ -77,8 +67,7 @@ def fashion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KNNModel, n
     return root, KNNModel.load(root / "fashion-mnist" / "1"), queries
 
 
-def test_the_docs_curl_lines_run_as_written(fashion, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    curl()
+def test_the_docs_curl_lines_run_as_written(fashion, tmp_path: Path, curl: str) -> None:  # type: ignore[no-untyped-def]
     root, model, images = fashion
     np.save(tmp_path / "images.npy", images)
     (tmp_path / "read.token").write_text(TOKEN + "\n")
